@@ -1,7 +1,8 @@
 """AES-256-CBC envelope of WeCom callbacks.
 
 Plaintext layout: ``random(16) | msg_len (4 bytes, big-endian) | msg | receiveid``, padded with
-PKCS#7 over a 32-byte block (the key length, not the AES block size), IV = first 16 bytes of the key.
+PKCS#7 over a 32-byte block (the key length, not the AES block size); IV = first 16 bytes of
+the key.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import binascii
 import os
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from Crypto.Cipher import AES
 
@@ -72,13 +74,24 @@ class MessageCrypto:
         self._receive_id_bytes = receive_id.encode("utf-8")
         self._random_bytes = random_bytes
 
-    def _cipher(self):
+    def _cipher(self) -> Any:
         return AES.new(self.key, AES.MODE_CBC, self.key[:16])
 
     def encrypt(self, message: str | bytes) -> str:
         """Return the base64 ciphertext of ``message`` (text is encoded as UTF-8)."""
-        body = message.encode("utf-8") if isinstance(message, str) else message
-        plain = self._random_bytes(16) + struct.pack(">I", len(body)) + body + self._receive_id_bytes
+        if isinstance(message, str):
+            try:
+                body = message.encode("utf-8")
+            except UnicodeEncodeError:
+                raise EncryptError("message is not encodable as UTF-8") from None
+        elif isinstance(message, bytes | bytearray | memoryview):
+            body = bytes(message)
+        else:
+            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        prefix = self._random_bytes(16)
+        if len(prefix) != 16:
+            raise EncryptError("random_bytes(16) must return 16 bytes")
+        plain = prefix + struct.pack(">I", len(body)) + body + self._receive_id_bytes
         try:
             encrypted = self._cipher().encrypt(pkcs7_pad(plain))
         except (ValueError, TypeError) as exc:

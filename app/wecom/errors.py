@@ -91,17 +91,17 @@ class MessageError(WeComError):
 
 
 __all__ = [
-    "WeComError",
-    "SignatureError",
-    "EnvelopeError",
     "ComputeSignatureError",
-    "InvalidAESKeyError",
-    "ReceiveIdError",
-    "EncryptError",
-    "DecryptError",
-    "IllegalBufferError",
-    "EncodeBase64Error",
     "DecodeBase64Error",
+    "DecryptError",
+    "EncodeBase64Error",
+    "EncryptError",
+    "EnvelopeError",
     "GenerateXmlError",
+    "IllegalBufferError",
+    "InvalidAESKeyError",
     "MessageError",
+    "ReceiveIdError",
+    "SignatureError",
+    "WeComError",
 ]

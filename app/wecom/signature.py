@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from .errors import SignatureError
+from .errors import ComputeSignatureError, SignatureError
 
 
 def compute_signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
     """Sign the exact strings received (never re-format the timestamp)."""
-    parts = sorted([token, timestamp, nonce, encrypted])
-    return hashlib.sha1("".join(parts).encode("utf-8")).hexdigest()
+    try:
+        parts = sorted([token, timestamp, nonce, encrypted])
+        return hashlib.sha1("".join(parts).encode("utf-8")).hexdigest()
+    except (TypeError, UnicodeEncodeError) as exc:
+        # A missing query parameter (None) or a lone surrogate: the official code -40003.
+        raise ComputeSignatureError(type(exc).__name__) from None
 
 
 def verify_signature(
@@ -19,5 +23,7 @@ def verify_signature(
 ) -> None:
     """Raise SignatureError unless msg_signature matches, compared in constant time."""
     expected = compute_signature(token, timestamp, nonce, encrypted)
-    if not hmac.compare_digest(expected.encode("ascii"), msg_signature.lower().encode("utf-8")):
+    if not isinstance(msg_signature, str) or not msg_signature.isascii():
+        raise SignatureError()
+    if not hmac.compare_digest(expected.encode("ascii"), msg_signature.lower().encode("ascii")):
         raise SignatureError()
