@@ -1,14 +1,36 @@
 """The storage interface shared by dedup, delivery, the token cache and the 微信客服 cursor.
 
 Every operation is atomic on its own, so an implementation on SQLite (one host, many gunicorn
-workers), in memory (tests) or on Redis (SET NX, Lua compare-and-set, a sorted set of lease expiries)
-can serve it without changing callers.
+workers), in memory (tests) or on Redis can serve it without changing callers. Times are plain
+``time.time()`` floats that the caller passes in, so tests control the clock.
 
-A *job* is one unit of accepted work: a callback message, or one 微信客服 message. Its ``key`` is the
-dedup key (``MsgId`` for messages, a composite for events, ``kf:<msgid>`` for kf). The job's
-``lease_until`` doubles as "next attempt time": a job whose lease has run out and that is not final
-is picked up again by :meth:`Store.claim_expired`, whether its worker died or a delivery is waiting
-for its retry.
+A *job* is one unit of accepted work: a callback message, or one 微信客服 message. Its ``key`` is
+the dedup key (``MsgId`` for messages, a composite for events, ``kf:<msgid>`` for kf). The job's
+``lease_until`` doubles as "next attempt time": a job whose lease has run out and that is not
+final is picked up again by :meth:`Store.claim_expired`, whether its worker died or a delivery is
+waiting for its retry.
+
+Boundaries: a lease is over once ``lease_until < now``; a value or lock is gone once
+``expires_at <= now`` / ``until <= now``.
+
+How the interface maps to Redis (not implemented; kept in mind so every operation stays one
+atomic Redis command or one Lua script):
+
+* a job is the hash ``job:<key>``; the sorted set ``leases`` holds the keys of non-final jobs
+  scored by ``lease_until``, and one sorted set per state (``state:<name>``) scored by
+  ``updated_at``;
+* ``claim_job``: one Lua script: if ``EXISTS job:<key>`` return ``HGETALL``, else ``HSET`` the
+  hash, ``ZADD leases`` and ``ZADD state:running`` (the same effect as ``SET NX`` plus a hash);
+* ``update_job``: a Lua compare-and-set: ``HMGET state owner``, compare, ``HSET`` the fields, move
+  the key between the ``state:*`` sets, ``ZADD``/``ZREM leases`` as it stays active or turns final;
+* ``renew_leases``: a Lua loop over the keys checking owner and state, ``HSET`` + ``ZADD XX``;
+* ``claim_expired``: a Lua script ``ZRANGE leases -inf (now BYSCORE LIMIT 0 limit`` then sets
+  owner and lease of each and re-scores it; the script runs alone, so no job goes to two workers;
+* ``list_jobs`` / ``purge_jobs``: ``ZRANGE state:<name>`` by score, purging in batches;
+* values: ``SET key value PXAT expires_at`` / ``GET`` (Redis expires them itself, ``now`` is
+  unused); ``delete_value(if_value=...)`` is a Lua compare-and-``DEL``;
+* locks: ``SET lock:<name> owner NX PXAT until``, or a Lua script when the owner re-acquires;
+  ``release_lock`` is a Lua compare-and-``DEL``.
 """
 
 from __future__ import annotations
@@ -16,19 +38,39 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
+from typing import Final
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     RUNNING = "running"  # the handler is running; the owner holds the lease
     PASSIVE = "passive"  # answered in the HTTP response; ``reply`` holds it for retried callbacks
-    DEFERRED = "deferred"  # the deadline passed; the handler is still running, its answer goes by API
+    DEFERRED = "deferred"  # the deadline passed; the handler still runs, its answer goes by API
     OUTBOX = "outbox"  # an answer waits for delivery through the API
     DONE = "done"  # delivered, or nothing to deliver
     DEAD = "dead"  # delivery kept failing; a person can list and re-send it
 
     @property
     def final(self) -> bool:
-        return self in (JobState.PASSIVE, JobState.DONE, JobState.DEAD)
+        return self in FINAL_STATES
+
+
+#: States a job never leaves on its own: they hold no lease and are never claimed again.
+FINAL_STATES: Final = frozenset({JobState.PASSIVE, JobState.DONE, JobState.DEAD})
+#: States whose ``lease_until`` matters: :meth:`Store.claim_expired` takes these over.
+ACTIVE_STATES: Final = tuple(s for s in JobState if s not in FINAL_STATES)
+
+
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`. An enum member, so a type checker narrows ``x is UNSET``."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "Leave this field as it is" for :meth:`Store.update_job` fields where ``None`` is a real value.
+UNSET: Final = Unset.UNSET
 
 
 @dataclasses.dataclass
@@ -47,7 +89,10 @@ class Job:
 
 
 class Store(abc.ABC):
-    """Atomic operations over jobs, small expiring values and named locks."""
+    """Atomic operations over jobs, small expiring values and named locks.
+
+    Jobs and values returned are copies: changing them changes nothing stored.
+    """
 
     # -- jobs ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -57,10 +102,12 @@ class Store(abc.ABC):
         """Insert a RUNNING job owned by ``owner`` unless ``key`` exists.
 
         Returns ``(True, new_job)`` when this call created it, ``(False, existing_job)`` otherwise.
+        The new job has ``attempts == 0`` and ``created_at == updated_at == now``.
         """
 
     @abc.abstractmethod
-    def get_job(self, key: str) -> Job | None: ...
+    def get_job(self, key: str) -> Job | None:
+        """The job stored under ``key``, or None."""
 
     @abc.abstractmethod
     def update_job(
@@ -70,32 +117,49 @@ class Store(abc.ABC):
         expect_states: tuple[JobState, ...],
         expect_owner: str | None = None,
         state: JobState | None = None,
-        owner: str | None = ...,  # type: ignore[assignment]
+        owner: str | Unset | None = UNSET,
         lease_until: float | None = None,
-        reply: str | None = ...,  # type: ignore[assignment]
+        reply: str | Unset | None = UNSET,
         attempts: int | None = None,
-        last_error: str | None = ...,  # type: ignore[assignment]
+        last_error: str | Unset | None = UNSET,
         now: float,
     ) -> bool:
         """Compare-and-set: change the given fields only if the job is in one of ``expect_states``
         (and owned by ``expect_owner`` when that is given). Returns whether it changed.
-        Fields left at their default (``None``, or ``...`` for nullable ones) stay as they are."""
+
+        Fields left at their default stay as they are: ``None`` for ``state``, ``lease_until`` and
+        ``attempts``, :data:`UNSET` for the nullable ``owner``, ``reply`` and ``last_error``
+        (pass ``None`` to clear those). A successful update sets ``updated_at`` to ``now``.
+        A missing job, or an empty ``expect_states``, matches nothing.
+        """
 
     @abc.abstractmethod
     def renew_leases(self, owner: str, keys: list[str], lease_until: float) -> int:
-        """Extend the lease of the non-final jobs in ``keys`` still owned by ``owner``."""
+        """Set ``lease_until`` of the non-final jobs in ``keys`` still owned by ``owner``.
+
+        Returns how many were renewed; the others were lost (taken over, or finished).
+        """
 
     @abc.abstractmethod
     def claim_expired(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
         """Take over up to ``limit`` non-final jobs whose lease ended before ``now``, oldest first:
-        set their owner and new lease atomically, so two workers never take the same job."""
+        set their owner and new lease atomically, so two workers never take the same job.
+
+        "Oldest" is the smallest old ``lease_until`` (the job that has waited longest), ties in
+        ``key`` order (as a Redis sorted set orders them); the result is in that order. State and
+        ``attempts`` stay as they are; ``updated_at`` becomes ``now``.
+        """
 
     @abc.abstractmethod
-    def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]: ...
+    def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]:
+        """Up to ``limit`` jobs in ``state``, least recently updated first."""
 
     @abc.abstractmethod
     def purge_jobs(self, finished_before: float) -> int:
-        """Delete final jobs last updated before ``finished_before`` (dead ones are kept)."""
+        """Delete final jobs last updated before ``finished_before`` (dead ones are kept).
+
+        Returns how many were deleted.
+        """
 
     # -- small values with an optional expiry (access tokens, kf cursors) ----------------------
     @abc.abstractmethod
@@ -103,11 +167,15 @@ class Store(abc.ABC):
         """The value, or None when absent or expired."""
 
     @abc.abstractmethod
-    def set_value(self, key: str, value: str, expires_at: float | None = None) -> None: ...
+    def set_value(self, key: str, value: str, expires_at: float | None = None) -> None:
+        """Store ``value``, replacing any earlier one and its expiry (``None``: never expires)."""
 
     @abc.abstractmethod
     def delete_value(self, key: str, if_value: str | None = None) -> bool:
-        """Delete the key (only while it still holds ``if_value`` when that is given)."""
+        """Delete the key (only while it still holds ``if_value`` when that is given).
+
+        Returns whether something was deleted. Expiry is not consulted (there is no ``now``).
+        """
 
     # -- named locks with expiry (single-flight token refresh, one kf pull per account) --------
     @abc.abstractmethod
@@ -115,7 +183,8 @@ class Store(abc.ABC):
         """Take the lock if it is free, expired, or already ours (then extend it to ``until``)."""
 
     @abc.abstractmethod
-    def release_lock(self, name: str, owner: str) -> bool: ...
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Release the lock if ``owner`` holds it (even expired); returns whether it did."""
 
     def close(self) -> None:  # noqa: B027 - optional for implementations
-        """Release connections."""
+        """Release connections. Safe to call more than once."""

@@ -1,0 +1,425 @@
+"""The store on one SQLite file in WAL mode, shared by the gunicorn workers of one host.
+
+Concurrency design:
+
+* Across processes, SQLite's own file locking does the work. Every write is one short
+  ``BEGIN IMMEDIATE`` transaction: it takes the database's single write lock before reading, so a
+  read-then-write (the claim of expired jobs, the existing-job lookup of a claim) sees the latest
+  data and no other process can write in between. ``busy_timeout`` makes a process wait for that
+  lock instead of failing at once. No transaction is ever held across a handler call.
+* Within a process there is one connection, guarded by a lock, rather than one per
+  thread/greenlet. Under the gevent worker all greenlets share one OS thread and a sqlite3 call
+  never yields to the hub, so per-greenlet connections would buy no parallelism; they would cost a
+  connection (open, pragmas) per request greenlet. Real threads (a sync worker, handler
+  threads) share it the same way. The lock is held for one short transaction; nothing inside it
+  switches greenlets (opening the connection, which may sleep, happens outside it), so even a
+  lock created before monkey-patching is safe.
+* A connection never crosses ``fork()`` (gunicorn ``--preload``): a process that finds a
+  connection opened by its parent opens its own and leaves the inherited one alone, as SQLite
+  requires.
+
+While it waits on ``busy_timeout`` a gevent worker is blocked as a whole; that wait is bounded by
+other processes' transactions, which are a few indexed statements each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .base import ACTIVE_STATES, FINAL_STATES, UNSET, Job, JobState, Store, Unset
+
+SCHEMA_VERSION = 1
+
+
+def _sql_list(states: Iterable[JobState]) -> str:
+    """Literal state lists: a partial index is only used when the query repeats its literals."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+# Changing the job states changes the jobs_due index: bump SCHEMA_VERSION and rebuild it then.
+_ACTIVE_SQL = _sql_list(ACTIVE_STATES)
+_PURGEABLE_SQL = _sql_list(FINAL_STATES - {JobState.DEAD})
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS schema_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        owner TEXT,
+        lease_until REAL NOT NULL,
+        reply TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    # claim_expired: a partial index holds only active jobs, already in claim order, so finding
+    # the due ones never walks the (many) finished jobs and needs no sort.
+    f"""CREATE INDEX IF NOT EXISTS jobs_due ON jobs (lease_until, key)
+        WHERE state IN {_ACTIVE_SQL}""",
+    # list_jobs, and purge_jobs by state and age.
+    "CREATE INDEX IF NOT EXISTS jobs_state_updated ON jobs (state, updated_at)",
+    """CREATE TABLE IF NOT EXISTS kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        expires_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS locks (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until REAL NOT NULL
+    )""",
+)
+
+_JOB_COLUMNS = (
+    "key, kind, payload, state, owner, lease_until, reply, attempts, last_error, "
+    "created_at, updated_at"
+)
+_BATCH = 500  # keys per statement (SQLite limits bound parameters) and rows per purge transaction
+
+# Connections inherited through fork(): never used or closed in the child, only kept from the
+# garbage collector, whose close could disturb the parent's locks.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        key=row[0],
+        kind=row[1],
+        payload=row[2],
+        state=JobState(row[3]),
+        owner=row[4],
+        lease_until=row[5],
+        reply=row[6],
+        attempts=row[7],
+        last_error=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _BATCH):
+        yield items[start : start + _BATCH]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+class SqliteStore(Store):
+    """A :class:`Store` on the SQLite file at ``path``, created with its directories if missing.
+
+    ``busy_timeout`` is how many seconds an operation waits for another process's write before
+    it raises :class:`sqlite3.OperationalError` ("database is locked").
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._transaction() as conn:
+                self._create_schema(conn)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connection handling ------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: the sqlite3 module starts no transactions; we issue BEGIN/COMMIT.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,  # shared by threads/greenlets under self._lock
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            mode = self._enter_wal(conn)
+            if mode.lower() != "wal":
+                raise RuntimeError(
+                    f"SQLite store {self.path}: cannot use WAL mode (got {mode!r}); "
+                    "is it on a network file system?"
+                )
+            # WAL + NORMAL: a commit survives a crash of the process, not necessarily of the host.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch the file to WAL (a no-op once done) and return the journal mode.
+
+        When several workers open a new file at once, the switch can fail with SQLITE_BUSY
+        without SQLite calling its busy handler (it refuses to wait where waiting could
+        deadlock), so retry it here, for as long as ``busy_timeout``.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return str(mode)
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.005)
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO schema_version (id, version) VALUES (1, ?)", (SCHEMA_VERSION,)
+            )
+        elif row[0] != SCHEMA_VERSION:
+            # Later versions add their migrations here, keyed on the stored version.
+            raise RuntimeError(
+                f"SQLite store {self.path} has schema version {row[0]}, "
+                f"this code knows version {SCHEMA_VERSION}"
+            )
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """This process's connection, held exclusively for the duration of the block."""
+        self._leave_parent_connection()
+        if self._conn is None and not self._closed:
+            # Opened outside the lock: opening may sleep (see _enter_wal), and a sleep that
+            # yields to gevent must not happen while a greenlet holds the lock.
+            fresh: sqlite3.Connection | None = self._connect()
+            with self._lock:
+                if self._conn is None and not self._closed:
+                    self._conn, fresh = fresh, None
+            if fresh is not None:
+                fresh.close()  # another thread or greenlet was first
+        with self._lock:
+            if self._closed or self._conn is None:
+                raise RuntimeError(f"SQLite store {self.path} is closed")
+            yield self._conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction holding the database's write lock from its start."""
+        with self._locked() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    def _leave_parent_connection(self) -> None:
+        """After a fork: the parent's lock may be held, and its connection must not be used."""
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            if self._conn is not None:
+                _INHERITED.append(self._conn)
+            self._conn = None
+            self._pid = os.getpid()
+
+    def close(self) -> None:
+        self._leave_parent_connection()
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def claim_job(
+        self, key: str, kind: str, payload: str, owner: str, lease_until: float, now: float
+    ) -> tuple[bool, Job]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"""INSERT INTO jobs (key, kind, payload, state, owner, lease_until,
+                                      attempts, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+                    ON CONFLICT (key) DO NOTHING
+                    RETURNING {_JOB_COLUMNS}""",
+                (key, kind, payload, JobState.RUNNING.value, owner, lease_until, now, now),
+            ).fetchall()
+            if rows:
+                return True, _job(rows[0])
+            row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+            return False, _job(row)
+
+    def get_job(self, key: str) -> Job | None:
+        with self._locked() as conn:
+            row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _job(row)
+
+    def update_job(
+        self,
+        key: str,
+        *,
+        expect_states: tuple[JobState, ...],
+        expect_owner: str | None = None,
+        state: JobState | None = None,
+        owner: str | Unset | None = UNSET,
+        lease_until: float | None = None,
+        reply: str | Unset | None = UNSET,
+        attempts: int | None = None,
+        last_error: str | Unset | None = UNSET,
+        now: float,
+    ) -> bool:
+        if not expect_states:
+            return False
+        changes: dict[str, object] = {}
+        if state is not None:
+            changes["state"] = JobState(state).value
+        if owner is not UNSET:
+            changes["owner"] = owner
+        if lease_until is not None:
+            changes["lease_until"] = lease_until
+        if reply is not UNSET:
+            changes["reply"] = reply
+        if attempts is not None:
+            changes["attempts"] = attempts
+        if last_error is not UNSET:
+            changes["last_error"] = last_error
+        changes["updated_at"] = now
+        # Column names come from the fixed set above, never from the caller.
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        sql = (
+            f"UPDATE jobs SET {assignments} "
+            f"WHERE key = ? AND state IN ({_marks(len(expect_states))})"
+        )
+        params: list[object] = [*changes.values(), key, *(JobState(s).value for s in expect_states)]
+        if expect_owner is not None:
+            sql += " AND owner = ?"
+            params.append(expect_owner)
+        with self._transaction() as conn:
+            return conn.execute(sql, params).rowcount == 1
+
+    def renew_leases(self, owner: str, keys: list[str], lease_until: float) -> int:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return 0
+        renewed = 0
+        with self._transaction() as conn:
+            for chunk in _chunks(unique):
+                renewed += conn.execute(
+                    f"""UPDATE jobs SET lease_until = ?
+                        WHERE owner = ? AND state IN {_ACTIVE_SQL}
+                          AND key IN ({_marks(len(chunk))})""",
+                    (lease_until, owner, *chunk),
+                ).rowcount
+        return renewed
+
+    def claim_expired(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        if limit <= 0:
+            return []
+        with self._transaction() as conn:
+            # Inside BEGIN IMMEDIATE: no other process can write between this read and the update.
+            # INDEXED BY: without statistics the planner would rather take jobs_state_updated
+            # and sort every due job; jobs_due yields them in order and stops at ``limit``.
+            rows = conn.execute(
+                f"""SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_due
+                    WHERE state IN {_ACTIVE_SQL} AND lease_until < ?
+                    ORDER BY lease_until, key
+                    LIMIT ?""",
+                (now, limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE jobs SET owner = ?, lease_until = ?, updated_at = ? WHERE key = ?",
+                [(owner, lease_until, now, row[0]) for row in rows],
+            )
+        claimed = []
+        for row in rows:
+            job = _job(row)
+            job.owner, job.lease_until, job.updated_at = owner, lease_until, now
+            claimed.append(job)
+        return claimed
+
+    def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]:
+        if limit <= 0:
+            return []
+        with self._locked() as conn:
+            rows = conn.execute(
+                f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ?
+                    ORDER BY updated_at, key LIMIT ?""",
+                (JobState(state).value, limit),
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    def purge_jobs(self, finished_before: float) -> int:
+        """Delete in batches, each its own transaction, so a large purge never blocks writers."""
+        purged = 0
+        while True:
+            with self._transaction() as conn:
+                deleted = conn.execute(
+                    f"""DELETE FROM jobs WHERE rowid IN (
+                            SELECT rowid FROM jobs
+                            WHERE state IN {_PURGEABLE_SQL} AND updated_at < ?
+                            LIMIT ?)""",
+                    (finished_before, _BATCH),
+                ).rowcount
+            purged += deleted
+            if deleted < _BATCH:
+                return purged
+
+    # -- values -------------------------------------------------------------------------------
+    def get_value(self, key: str, now: float) -> str | None:
+        with self._locked() as conn:
+            row = conn.execute(
+                "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (key, now),
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def set_value(self, key: str, value: str, expires_at: float | None = None) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                """INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE
+                   SET value = excluded.value, expires_at = excluded.expires_at""",
+                (key, value, expires_at),
+            )
+
+    def delete_value(self, key: str, if_value: str | None = None) -> bool:
+        with self._transaction() as conn:
+            if if_value is None:
+                cursor = conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+            else:
+                cursor = conn.execute("DELETE FROM kv WHERE key = ? AND value = ?", (key, if_value))
+            return cursor.rowcount == 1
+
+    # -- locks --------------------------------------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, until: float, now: float) -> bool:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                """INSERT INTO locks (name, owner, until) VALUES (?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE
+                   SET owner = excluded.owner, until = excluded.until
+                   WHERE locks.owner = excluded.owner OR locks.until <= ?
+                   RETURNING 1""",
+                (name, owner, until, now),
+            ).fetchall()
+        return bool(rows)
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+            return cursor.rowcount == 1
