@@ -1,0 +1,1 @@
+"""Handler modules shipped with the service. Users point ``WECOM_HANDLERS`` at their own."""

@@ -1,0 +1,53 @@
+"""gunicorn settings for the callback service. Each can be overridden from the environment.
+
+Check a change with ``gunicorn --check-config -c gunicorn.conf.py wsgi:app``: gunicorn ignores
+setting names it does not know.
+"""
+
+import multiprocessing
+import os
+
+# Where to listen. PORT is what most platforms set; GUNICORN_BIND wins when given.
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+# gevent workers: a handler blocked on a business API or an LLM yields to the other requests.
+# gevent_pywsgi rather than gevent: with many keep-alive connections the plain gevent worker lets a
+# few connections hog a worker (p99 in seconds); see bench/ for the side-by-side figures.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent_pywsgi")
+
+# Callbacks are I/O-bound, so a couple of processes per core is plenty.
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count(), 8)))
+
+# Concurrent connections (greenlets) per worker.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+
+# Under gevent this only detects a wedged worker; the reply deadline bounds each request.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+
+# WeCom and nginx reuse connections.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+
+# Access log on stdout, errors on stderr, as containers expect.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# Behind nginx: trust X-Forwarded-* from the proxy address only.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# No preload: the gevent worker must patch before the app opens sockets or the store.
+preload_app = False
+
+
+def post_worker_init(worker):
+    """Start the worker's background tasks (delivery, recovery) once its sockets are patched."""
+    service = getattr(worker.wsgi, "extensions", {}).get("wecom")
+    if service is not None:
+        service.start_background()
+
+
+def worker_exit(server, worker):
+    service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("wecom")
+    if service is not None:
+        service.stop_background()
