@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
 SWEEP_SECONDS = 1.0
 RETENTION_SECONDS = 24 * 3600.0
+_UNFINISHED = (JobState.RUNNING, JobState.DEFERRED)
 
 
 def new_owner_id() -> str:
@@ -78,14 +79,14 @@ class Outbox:
     def finish_late(
         self, key: str, entry: dict[str, Any] | None, error: str | None = None
     ) -> JobState:
-        """The handler of a DEFERRED job we own has finished: deliver its answer (or record
-        that there is none, or that the handler failed)."""
+        """The handler of a job we own (RUNNING, or DEFERRED past its reply deadline) has
+        finished: deliver its answer, or record that there is none or that the handler failed."""
         now = self.clock()
         if error is not None:
             log.error("job %s recorded as failed: %s", key, error)
             self.store.update_job(
                 key,
-                expect_states=(JobState.DEFERRED,),
+                expect_states=_UNFINISHED,
                 expect_owner=self.owner,
                 state=JobState.DEAD,
                 last_error=error,
@@ -95,7 +96,7 @@ class Outbox:
         if entry is None:
             self.store.update_job(
                 key,
-                expect_states=(JobState.DEFERRED,),
+                expect_states=_UNFINISHED,
                 expect_owner=self.owner,
                 state=JobState.DONE,
                 now=now,
@@ -103,7 +104,7 @@ class Outbox:
             return JobState.DONE
         moved = self.store.update_job(
             key,
-            expect_states=(JobState.DEFERRED,),
+            expect_states=_UNFINISHED,
             expect_owner=self.owner,
             state=JobState.OUTBOX,
             reply=json.dumps(entry, ensure_ascii=False),
