@@ -102,3 +102,23 @@ def test_guide_command_line_and_development_profile(tmp_path):
         assert "DEVELOPMENT PROFILE" in dev.output()
         answered = simulate(dev, "text", "你好", env={})
         assert answered.stdout.strip() == "你好,这是测试机器人", answered.stderr
+
+
+def test_flask_run_serves_the_same_app(tmp_path):
+    dev = LiveService({"WECOM_STORE": f"sqlite:///{tmp_path / 'c.db'}"} | KEYS)
+    dev.command = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(dev.port)]
+    with dev:
+        answered = simulate(dev, "text", "你好")
+        assert answered.stdout.strip() == "你好,这是测试机器人", answered.stderr
+
+
+def test_gunicorn_accepts_the_config_file():
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--check-config", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "WECOM_STORE": "memory://"},
+    )
+    assert result.returncode == 0, result.stderr
