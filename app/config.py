@@ -209,6 +209,9 @@ def endpoint_settings(config: Mapping[str, Any]) -> list[EndpointSettings]:
             )
         )
     endpoints.extend(_extra_endpoints(config.get("WECOM_ENDPOINTS") or "", corp_id))
+    names = [endpoint.name for endpoint in endpoints]
+    if len(set(names)) != len(names):
+        raise SettingError("WECOM_ENDPOINTS", f"endpoint names must be unique, got {names}")
     paths: dict[str, str] = {}
     for endpoint in endpoints:
         if endpoint.path in paths:

@@ -29,6 +29,8 @@ from .wecom import Reply, parse_message
 
 log = logging.getLogger(__name__)
 
+DEAD_LETTERS_SHOWN = 100  # /healthz counts dead letters up to this many
+
 
 class CallbackService:
     """Built once per Flask app by :meth:`init_app`; the blueprints look it up per request."""
@@ -206,11 +208,18 @@ class CallbackService:
     def encrypt_reply(endpoint: Endpoint, plain: str) -> str:
         return endpoint.crypto.encrypt_reply(plain)
 
-    def health_json(self) -> str:
-        return json.dumps(
-            {
-                "status": "ok",
-                "endpoints": sorted(self.endpoints),
-                "development_profile": self.dev_profile,
-            }
-        )
+    def health(self) -> tuple[int, str]:
+        """(HTTP status, JSON body) for /healthz: 503 when the store cannot be read."""
+        report: dict[str, Any] = {
+            "status": "ok",
+            "endpoints": sorted(self.endpoints),
+            "development_profile": self.dev_profile,
+        }
+        try:
+            dead = len(self.store.list_jobs(JobState.DEAD, DEAD_LETTERS_SHOWN))
+        except Exception as exc:
+            log.error("health check: the store cannot be read: %s", exc)
+            report["status"] = "store unavailable"
+            return 503, json.dumps(report)
+        report["dead_letters"] = dead if dead < DEAD_LETTERS_SHOWN else f"{dead}+"
+        return 200, json.dumps(report)

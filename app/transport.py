@@ -98,5 +98,5 @@ health_blueprint = Blueprint("health", __name__)
 
 @health_blueprint.get("/healthz")
 def healthz() -> Response:
-    service = current_app.extensions["wecom"]
-    return Response(service.health_json(), mimetype="application/json")
+    status, body = current_app.extensions["wecom"].health()
+    return Response(body, status=status, mimetype="application/json")

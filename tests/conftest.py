@@ -38,7 +38,9 @@ def app_config() -> dict:
 
 @pytest.fixture
 def app(app_config):
-    return create_app(app_config)
+    app = create_app(app_config)
+    yield app
+    app.extensions["wecom"].stop_background()
 
 
 @pytest.fixture

@@ -86,6 +86,13 @@ def test_several_endpoints_each_with_own_keys():
     assert {"/", "/kf", "/second", "/healthz"} <= rules
 
 
+def test_endpoint_names_must_be_unique():
+    other_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    endpoints = [{"name": "app", "path": "/x", "token": "tok2", "aes_key": other_key}]
+    with pytest.raises(SettingError, match="unique"):
+        build(WECOM_ENDPOINTS=json.dumps(endpoints))
+
+
 def test_two_endpoints_on_one_path_are_refused():
     with pytest.raises(SettingError, match="share path"):
         build(WECOM_KF_TOKEN="kftoken", WECOM_KF_AES_KEY=AES_KEY, WECOM_KF_PATH="/")

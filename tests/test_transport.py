@@ -8,6 +8,7 @@ import time
 import pytest
 
 from app.simulator import build_message_xml
+from app.store import JobState
 from app.wecom import MessageCrypto, compute_signature
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 
@@ -249,6 +250,27 @@ def test_healthz(client):
     assert response.status_code == 200
     assert response.json["status"] == "ok"
     assert response.json["endpoints"] == ["app"]
+    assert response.json["dead_letters"] == 0
+
+
+def test_healthz_counts_dead_letters(app, client, wecom):
+    app.extensions["wecom"].store.claim_job("app:msg:1", "app", "{}", "me", 0.0, 0.0)
+    app.extensions["wecom"].store.update_job(
+        "app:msg:1", expect_states=(JobState.RUNNING,), state=JobState.DEAD, now=1.0
+    )
+    assert client.get("/healthz").json["dead_letters"] == 1
+
+
+def test_healthz_is_503_when_the_store_fails(app, client, monkeypatch):
+    store = app.extensions["wecom"].store
+
+    def broken(*args, **kwargs):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(store, "list_jobs", broken)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json["status"] == "store unavailable"
 
 
 def test_mount_path_is_configurable(app_config):
