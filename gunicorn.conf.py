@@ -11,8 +11,9 @@ import os
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 
 # gevent workers: a handler blocked on a business API or an LLM yields to the other requests.
-# gevent_pywsgi rather than gevent: with many keep-alive connections the plain gevent worker lets a
-# few connections hog a worker (p99 in seconds); see bench/ for the side-by-side figures.
+# For this service both gevent classes measured alike (bench/: p99 81 ms vs 85 ms, one worker, 64
+# keep-alive connections). gevent_pywsgi is the default because with an app that never yields the
+# plain gevent class let some connections hog the worker (wechatpy baseline: p99 727 ms vs 350).
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent_pywsgi")
 
 # Callbacks are I/O-bound, so a couple of processes per core is plenty.
@@ -35,6 +36,12 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
 # Behind nginx: trust X-Forwarded-* from the proxy address only.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# gunicorn 27's control socket (for gunicornc) defaults to one path per user, which two services on
+# one host would take from each other: off unless GUNICORN_CONTROL_SOCKET names a path.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
 
 # No preload: the gevent worker must patch before the app opens sockets or the store.
 preload_app = False
