@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from .kf.simulate import kf_group
 from .simulator import CallbackResult, SimulationError, Simulator
 from .store import JobState
 
@@ -65,15 +66,22 @@ def _print_result(result: CallbackResult) -> None:
 @click.option(
     "--endpoint",
     "endpoint_name",
-    default="app",
-    show_default=True,
-    help="Which configured endpoint's keys and path to use.",
+    default=None,
+    help="Which configured endpoint's keys and path to use (default: app; for `kf` commands "
+    "the first 微信客服 endpoint, if any).",
 )
 @click.pass_context
 @with_appcontext
-def simulate(ctx: click.Context, url: str, endpoint_name: str) -> None:
+def simulate(ctx: click.Context, url: str, endpoint_name: str | None) -> None:
     """Act as WeCom against a running service, with this app's keys."""
+    if endpoint_name is None:
+        endpoints = current_app.extensions["wecom"].endpoints
+        kf = [name for name, e in endpoints.items() if e.settings.kind == "kf"]
+        endpoint_name = kf[0] if ctx.invoked_subcommand == "kf" and kf else "app"
     ctx.obj = _endpoint_simulator(url, endpoint_name)
+
+
+simulate.add_command(kf_group)
 
 
 @simulate.command("verify")

@@ -18,11 +18,13 @@ from flask import Flask
 
 from . import config as settings_module
 from .agent import AppAnswers
-from .api.client import WeComClient
+from .api.client import RetryPolicy, WeComClient
 from .deadline import DeadlineResponder
 from .delivery import BackgroundLoop, Outbox, new_owner_id
 from .endpoints import Endpoint, build_endpoint
 from .forward import Forwarder
+from .kf.answers import KfAnswers
+from .kf.puller import KfPuller, is_doorbell
 from .store import Job, JobState, Store, open_store
 from .transport import callback_blueprint
 from .wecom import Reply, parse_message
@@ -45,6 +47,7 @@ class CallbackService:
         self._runtime_lock = threading.Lock()
         self._runtime: tuple[BackgroundLoop, Outbox, DeadlineResponder] | None = None
         self._runtime_pid: int | None = None
+        self._puller: KfPuller | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
     def init_app(self, app: Flask) -> None:
@@ -75,7 +78,13 @@ class CallbackService:
             )
             log.info("forwarding messages to %s", config["WECOM_FORWARD_URL"])
         for endpoint_settings in settings_module.endpoint_settings(config):
-            endpoint = build_endpoint(endpoint_settings, config["WECOM_HANDLERS"], forwarder)
+            endpoint = build_endpoint(
+                endpoint_settings,
+                config["WECOM_HANDLERS"],
+                forwarder,
+                kf_handlers=config["WECOM_KF_HANDLERS"],
+                kf_welcome=config["WECOM_KF_WELCOME"],
+            )
             self.endpoints[endpoint.name] = endpoint
             app.register_blueprint(callback_blueprint(endpoint.name, endpoint_settings.path))
             log.info(
@@ -93,6 +102,12 @@ class CallbackService:
                     "recorded as failed",
                     endpoint.name,
                     config["WECOM_REPLY_DEADLINE"],
+                )
+            if endpoint_settings.kind == "kf" and not endpoint_settings.secret:
+                log.warning(
+                    "endpoint %s: neither WECOM_KF_SECRET nor WECOM_SECRET is set, so 微信客服 "
+                    "messages can be neither pulled nor answered",
+                    endpoint.name,
                 )
         app.config["MAX_CONTENT_LENGTH"] = config["WECOM_MAX_BODY"]
         self.config = dict(config)
@@ -118,11 +133,22 @@ class CallbackService:
                     recover=lambda job: outbox.recover(job),
                     lease_seconds=self.config["WECOM_LEASE_SECONDS"],
                 )
+                kf_answers = KfAnswers(self.endpoints, self.kf_client_for, store)
                 outbox = Outbox(
                     store,
                     owner,
-                    {"app": AppAnswers(self.endpoints, self.client_for)},
+                    {"app": AppAnswers(self.endpoints, self.client_for), "kf": kf_answers},
                     max_attempts=self.config["WECOM_DELIVERY_ATTEMPTS"],
+                )
+                self._puller = KfPuller(
+                    store,
+                    loop,
+                    outbox,
+                    kf_answers,
+                    self.endpoints,
+                    self.kf_client_for,
+                    history_seconds=self.config["WECOM_KF_HISTORY_SECONDS"],
+                    lease_seconds=self.config["WECOM_LEASE_SECONDS"],
                 )
                 responder = DeadlineResponder(
                     store,
@@ -140,15 +166,26 @@ class CallbackService:
 
     def start_background(self) -> None:
         self._runtime_parts()[0].start()
+        self.puller.start()
 
     def stop_background(self) -> None:
         if self._runtime is not None:
             self._runtime[0].stop()
+        if self._puller is not None:
+            self._puller.stop()
 
     def _ensure_background(self) -> None:
         loop = self._runtime_parts()[0]
         if not loop.running:
             loop.start()
+        if not self.puller.running:
+            self.puller.start()
+
+    @property
+    def puller(self) -> KfPuller:
+        self._runtime_parts()
+        assert self._puller is not None
+        return self._puller
 
     @property
     def outbox(self) -> Outbox:
@@ -185,6 +222,28 @@ class CallbackService:
                 )
             return self._clients[endpoint.name]
 
+    def kf_client_for(self, endpoint: Endpoint, retrying: bool = True) -> WeComClient | None:
+        """The 微信客服 API client of an endpoint (no agent id needed), or None without a secret.
+
+        ``retrying=False`` tries each call once: kf sends retry by themselves, knowing which of
+        their tries may have reached WeCom (see app.kf.answers). Tokens are shared either way.
+        """
+        secret = endpoint.settings.secret or self.config.get("WECOM_KF_SECRET") or ""
+        if not secret:
+            return None
+        key = f"kf:{endpoint.name}:{'retrying' if retrying else 'once'}"
+        with self._clients_lock:
+            if key not in self._clients:
+                self._clients[key] = WeComClient(
+                    endpoint.settings.receive_id or self.config["WECOM_CORP_ID"],
+                    secret,
+                    self.store,
+                    api_base=self.config["WECOM_API_BASE"],
+                    timeout=(3.05, self.config["WECOM_API_TIMEOUT"]),
+                    retry=None if retrying else RetryPolicy(attempts=1),
+                )
+            return self._clients[key]
+
     # -- per request ------------------------------------------------------------------------------
     @staticmethod
     def parse(plaintext: str) -> dict[str, Any]:
@@ -193,7 +252,13 @@ class CallbackService:
     def respond(
         self, endpoint: Endpoint, message: dict[str, Any], received_at: float
     ) -> str | None:
-        """The encrypted passive reply for one callback, or None for an empty answer."""
+        """The encrypted passive reply for one callback, or None for an empty answer.
+
+        A kf_msg_or_event is a doorbell: answered empty at once, the pull runs in the background.
+        """
+        if is_doorbell(message):
+            self.puller.notify(endpoint, message)
+            return None
         return self._runtime_parts()[2].respond(endpoint, message, received_at)
 
     @staticmethod

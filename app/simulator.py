@@ -109,6 +109,18 @@ class Simulator:
     def send_event(self, event: str, **fields: Any) -> CallbackResult:
         return self.send_fields(self.message_fields("event", Event=event, **fields))
 
+    def send_kf_callback(self, token: str, open_kfid: str) -> CallbackResult:
+        """The 微信客服 doorbell: a kf_msg_or_event with the sync Token and the account."""
+        fields = {
+            "ToUserName": self.corp_id,
+            "CreateTime": str(int(time.time())),
+            "MsgType": "event",
+            "Event": "kf_msg_or_event",
+            "Token": token,
+            "OpenKfId": open_kfid,
+        }
+        return self.send_fields(fields)
+
     def send_fields(self, fields: dict[str, Any]) -> CallbackResult:
         return self.send_xml(build_message_xml(fields))
 
