@@ -210,6 +210,42 @@ class Outbox:
             log.warning("job %s changed hands during delivery", job.key)
 
 
+class Ticker:
+    """A daemon thread (a greenlet under gevent) calling ``tick`` every ``interval`` seconds, first
+    at once, until stopped; a failing tick is logged and the next one runs as usual."""
+
+    def __init__(self, name: str, interval: float, tick: Callable[[], None]) -> None:
+        self.name = name
+        self.interval = interval
+        self.tick = tick
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("%s: iteration failed; continuing", self.name)
+            self.stopping.wait(self.interval)
+
+
 class BackgroundLoop:
     """Per worker process: renews the leases of work in progress, takes over work whose lease
     ran out (a dead worker, a retry that is due), and purges old finished jobs."""
@@ -231,8 +267,8 @@ class BackgroundLoop:
         self.clock = clock
         self.held: set[str] = set()  # keys of jobs this process is working on
         self._held_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("wecom-background", sweep_seconds, self._tick)
+        self._last_renew = 0.0
         self._last_purge = 0.0
 
     # -- the set of jobs this process works on -----------------------------------------------
@@ -249,36 +285,24 @@ class BackgroundLoop:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="wecom-background", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._ticker.stop(timeout)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._ticker.running
 
-    def _run(self) -> None:
-        last_renew = 0.0
-        while not self._stop.is_set():
-            try:
-                now = self.clock()
-                if now - last_renew >= self.lease_seconds / 3:
-                    self.renew()
-                    last_renew = now
-                self.sweep()
-                if now - self._last_purge > 3600:
-                    self.store.purge_jobs(now - RETENTION_SECONDS)
-                    self._last_purge = now
-            except Exception:
-                log.exception("background loop iteration failed; continuing")
-            self._stop.wait(self.sweep_seconds)
+    def _tick(self) -> None:
+        now = self.clock()
+        if now - self._last_renew >= self.lease_seconds / 3:
+            self.renew()
+            self._last_renew = now
+        self.sweep()
+        if now - self._last_purge > 3600:
+            self.store.purge_jobs(now - RETENTION_SECONDS)
+            self._last_purge = now
 
     def renew(self) -> None:
         with self._held_lock:

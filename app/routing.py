@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +43,30 @@ class Rule:
     description: str
 
 
-def _text_matches(pattern: str | re.Pattern[str], value: str) -> Any:
+def text_matches(pattern: str | re.Pattern[str], value: str) -> Any:
+    """Exact comparison for a string; for a compiled pattern, its search match (or None)."""
     if isinstance(pattern, re.Pattern):
         return pattern.search(value)
     return value == pattern
+
+
+def run_first_match(rules: Iterable[Any], default_handler: Handler | None, message: Message) -> Any:
+    """Run the handler of the first rule (anything with ``matcher`` and ``handler``) that matches
+    and does not return NEXT, else the default. A regex match is passed as a second argument."""
+    for rule in rules:
+        found = rule.matcher(message)
+        if not found:
+            continue
+        if isinstance(found, re.Match):
+            result = rule.handler(message, found)
+        else:
+            result = rule.handler(message)
+        if result is not NEXT:
+            return result
+    if default_handler is not None:
+        result = default_handler(message)
+        return None if result is NEXT else result
+    return None
 
 
 class Router:
@@ -85,7 +105,7 @@ class Router:
                 return True
             content = message.get("Content") or ""
             for pattern in contents:
-                found = _text_matches(pattern, content)
+                found = text_matches(pattern, content)
                 if found:
                     return found
             return False
@@ -111,7 +131,7 @@ class Router:
                 return False
             if key is None:
                 return True
-            return _text_matches(key, str(message.get("EventKey") or ""))
+            return text_matches(key, str(message.get("EventKey") or ""))
 
         return self.on(matcher)
 
@@ -127,20 +147,7 @@ class Router:
     # -- dispatch -------------------------------------------------------------------------------
     def dispatch(self, message: Message) -> Any:
         """Run the first matching handler and return what it returned (``None`` for no reply)."""
-        for rule in self.rules:
-            found = rule.matcher(message)
-            if not found:
-                continue
-            if isinstance(found, re.Match):
-                result = rule.handler(message, found)
-            else:
-                result = rule.handler(message)
-            if result is not NEXT:
-                return result
-        if self.default_handler is not None:
-            result = self.default_handler(message)
-            return None if result is NEXT else result
-        return None
+        return run_first_match(self.rules, self.default_handler, message)
 
 
 def load_router(module_name: str) -> Router:

@@ -11,6 +11,7 @@ from app.store import JobState
 from tests.conftest import CORP_ID
 from tests.fakewecom import FakeWeCom
 from tests.handlers_slow import RUNS
+from tests.helpers import wait_for
 
 SECRET = "app-secret-for-tests"
 
@@ -35,16 +36,6 @@ def app_config(app_config, fake):
 @pytest.fixture(autouse=True)
 def reset_runs():
     RUNS.clear()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def job(app, msg_id: str):

@@ -8,13 +8,16 @@ router = Router()
 
 GREETING = "你好,这是测试机器人"
 
-_RECEIVED = {
+#: The acknowledgement for each kind of non-text message (the kf demo uses it too).
+RECEIVED = {
     "image": "收到图片",
     "voice": "收到语音",
     "video": "收到视频",
     "location": "收到位置",
     "link": "收到链接",
     "file": "收到文件",
+    "business_card": "收到名片",
+    "miniprogram": "收到小程序",
 }
 
 
@@ -47,4 +50,4 @@ def scanned(message: dict) -> str:
 def other(message: dict) -> str | None:
     if message.get("MsgType") == "event":
         return None  # system events (contacts, approvals, …) are acknowledged without a reply
-    return _RECEIVED.get(message.get("MsgType", ""), "收到消息")
+    return RECEIVED.get(message.get("MsgType", ""), "收到消息")

@@ -4,21 +4,11 @@ text and acknowledges other messages, like the app demo. The welcome on ``enter_
 
 from __future__ import annotations
 
-from app.handlers.demo import GREETING
+from app.handlers.demo import GREETING, RECEIVED
 from app.kf.routing import KfRouter
 
 router = KfRouter()
 
-_RECEIVED = {
-    "image": "收到图片",
-    "voice": "收到语音",
-    "video": "收到视频",
-    "file": "收到文件",
-    "location": "收到位置",
-    "link": "收到链接",
-    "business_card": "收到名片",
-    "miniprogram": "收到小程序",
-}
 
 
 @router.text("你好")
@@ -35,4 +25,4 @@ def echo(message: dict) -> str:
 def other(message: dict) -> str | None:
     if message.get("msgtype") == "event":
         return None  # events are recorded, not answered (the welcome has its own rule)
-    return _RECEIVED.get(str(message.get("msgtype")), "收到消息")
+    return RECEIVED.get(str(message.get("msgtype")), "收到消息")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.api.client import WeComClient
 from app.api.errors import WeComAPIError
-from app.delivery import BackgroundLoop, Outbox
+from app.delivery import BackgroundLoop, Outbox, Ticker
 from app.store import Store
 
 from .answers import KfAnswers, is_own_msgid, job_key, recipient
@@ -182,33 +182,20 @@ class KfPuller:
         self._sessions: set[str] = set()  # accounts this process is pulling
         self._lanes: dict[str, Lanes] = {}
         self._known: set[str] = set()  # accounts already in ACCOUNTS_KEY
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("wecom-kf-sweep", sweep_seconds, self.sweep)
+        self._stop = self._ticker.stopping  # also tells running pulls to finish their page
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        if self.running:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._sweeper, name="wecom-kf-sweep", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop sweeping and starting pulls; running pulls stop after their current page."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._ticker.stop(timeout)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _sweeper(self) -> None:
-        while not self._stop.wait(self.sweep_seconds):
-            try:
-                self.sweep()
-            except Exception:
-                log.exception("kf sweep failed; continuing")
+        return self._ticker.running
 
     # -- doorbells ---------------------------------------------------------------------------
     def notify(self, endpoint: Endpoint, message: dict[str, Any]) -> bool:

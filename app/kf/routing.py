@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.forward import Forwarder
-from app.routing import NEXT
+from app.routing import run_first_match, text_matches
 
 Message = dict[str, Any]
 Handler = Callable[..., Any]
@@ -70,12 +70,6 @@ def origin_of(message: Message) -> int | None:
 def event_type(message: Message) -> str:
     event = message.get("event")
     return str(event.get("event_type") or "") if isinstance(event, dict) else ""
-
-
-def _matches(pattern: str | re.Pattern[str], value: str) -> Any:
-    if isinstance(pattern, re.Pattern):
-        return pattern.search(value)
-    return value == pattern
 
 
 def _text_of(message: Message) -> str:
@@ -124,7 +118,7 @@ class KfRouter:
                 return True
             content = _text_of(message)
             for pattern in contents:
-                found = _matches(pattern, content)
+                found = text_matches(pattern, content)
                 if found:
                     return found
             return False
@@ -150,7 +144,7 @@ class KfRouter:
             if not ids:
                 return True
             for pattern in ids:
-                found = _matches(pattern, menu_id)
+                found = text_matches(pattern, menu_id)
                 if found:
                     return found
             return False
@@ -186,22 +180,8 @@ class KfRouter:
             scopes = ("event", "any")
         else:
             return None
-        for rule in self.rules:
-            if rule.scope not in scopes:
-                continue
-            found = rule.matcher(message)
-            if not found:
-                continue
-            if isinstance(found, re.Match):
-                result = rule.handler(message, found)
-            else:
-                result = rule.handler(message)
-            if result is not NEXT:
-                return result
-        if self.default_handler is not None:
-            result = self.default_handler(message)
-            return None if result is NEXT else result
-        return None
+        rules = (rule for rule in self.rules if rule.scope in scopes)
+        return run_first_match(rules, self.default_handler, message)
 
 
 def has_welcome_code(message: Message) -> bool:

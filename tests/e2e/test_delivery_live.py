@@ -17,20 +17,11 @@ from app.simulator import Simulator, requests_transport
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.e2e.live import LiveService
 from tests.fakewecom import FakeWeCom
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-app-secret"
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +134,7 @@ def test_worker_killed_mid_handler_does_not_lose_the_message(service, wecom, fak
         with contextlib.suppress(Exception):  # the connection died with the worker
             pending.result(timeout=10)
     # Another worker takes the job over when its lease ends, runs it again, and sends once.
-    wait_for(lambda: sent_to(fake, "killed"), timeout=30)
+    wait_for(lambda: sent_to(fake, "killed"), timeout=30, interval=0.1)
     time.sleep(1)
     assert sent_to(fake, "killed") == ["slept 3"]
     assert len(runs(record, "9003")) == 2

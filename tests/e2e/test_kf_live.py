@@ -17,7 +17,7 @@ from app.store import JobState, SqliteStore
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.e2e.live import PROJECT_ROOT, LiveService
 from tests.fakewecom import FakeWeCom
-from tests.kf.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 

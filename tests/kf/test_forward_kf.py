@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.kf.conftest import KF_A, wait_for
+from tests.helpers import wait_for
+from tests.kf.conftest import KF_A
 from tests.test_forward import Backend
 
 

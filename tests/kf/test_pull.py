@@ -15,8 +15,9 @@ from app.kf.answers import job_key
 from app.kf.puller import cursor_key, wake_key
 from app.store import JobState
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
+from tests.helpers import wait_for
 from tests.kf import handlers_kf
-from tests.kf.conftest import APP_SECRET, KF_A, KF_B, wait_for
+from tests.kf.conftest import APP_SECRET, KF_A, KF_B
 
 
 @pytest.fixture
