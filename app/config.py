@@ -135,22 +135,19 @@ def _validate_path(setting: str, value: str) -> str:
 
 def normalise(config: dict[str, Any]) -> None:
     """Coerce numbers in place and check ranges, raising SettingError on the first bad one."""
-    for key, (low, high) in _INT_SETTINGS.items():
+    numbers = [(key, int, "a whole number", "", limits) for key, limits in _INT_SETTINGS.items()]
+    numbers += [
+        (key, float, "a number of seconds", " seconds", limits)
+        for key, limits in _FLOAT_SETTINGS.items()
+    ]
+    for key, kind, what, unit, (low, high) in numbers:
         try:
-            value = int(config[key])
+            value = kind(config[key])
         except (TypeError, ValueError):
-            raise SettingError(key, f"must be a whole number, got {config[key]!r}") from None
+            raise SettingError(key, f"must be {what}, got {config[key]!r}") from None
         if not low <= value <= high:
-            raise SettingError(key, f"must be between {low} and {high}, got {value}")
+            raise SettingError(key, f"must be between {low} and {high}{unit}, got {value}")
         config[key] = value
-    for key, (low, high) in _FLOAT_SETTINGS.items():
-        try:
-            number = float(config[key])
-        except (TypeError, ValueError):
-            raise SettingError(key, f"must be a number of seconds, got {config[key]!r}") from None
-        if not low <= number <= high:
-            raise SettingError(key, f"must be between {low} and {high} seconds, got {number}")
-        config[key] = number
     for key in ("WECOM_FORWARD_URL", "WECOM_API_BASE"):
         url = str(config.get(key) or "")
         if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
