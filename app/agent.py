@@ -10,6 +10,7 @@ from typing import Any
 from .api.client import WeComClient
 from .delivery import DeliveryError
 from .endpoints import Endpoint
+from .routing import dispatch_with_time_limit
 from .store import Job
 from .wecom import Reply, TextReply, split_utf8, to_reply
 
@@ -21,7 +22,8 @@ TEXT_LIMIT = 2048
 
 def run_handler(endpoint: Endpoint, message: dict[str, Any]) -> Reply | None:
     """The endpoint's router on one message, its return value made a reply (None: no answer)."""
-    return to_reply(endpoint.router.dispatch(message))
+    value = dispatch_with_time_limit(endpoint.router.dispatch, message, endpoint.handler_timeout)
+    return to_reply(value)
 
 
 def outbox_entry(message: dict[str, Any], reply: Reply | None) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_API_TIMEOUT": 10.0,
     "WECOM_DELIVERY_ATTEMPTS": 8,
     "WECOM_LEASE_SECONDS": 30.0,
+    "WECOM_HANDLER_TIMEOUT": 600.0,
     "WECOM_FORWARD_URL": "",
     "WECOM_FORWARD_TIMEOUT": 30.0,
     "WECOM_FORWARD_FALLBACK": "响应错误",
@@ -65,6 +66,7 @@ _FLOAT_SETTINGS = {
     "WECOM_API_TIMEOUT": (0.5, 120.0),
     "WECOM_FORWARD_TIMEOUT": (0.5, 600.0),
     "WECOM_LEASE_SECONDS": (1.0, 3600.0),
+    "WECOM_HANDLER_TIMEOUT": (1.0, 86400.0),
 }
 _TOKEN_RE = re.compile(r"[A-Za-z0-9]{1,32}")
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9+/]{43}")

@@ -18,6 +18,8 @@ class Endpoint:
     router: Router
     #: Handles 微信客服 items pulled after a kf_msg_or_event doorbell on this endpoint.
     kf_router: KfRouter | None = None
+    #: Seconds a handler may run before its job is recorded as failed (WECOM_HANDLER_TIMEOUT).
+    handler_timeout: float = 600.0
 
     @property
     def name(self) -> str:

@@ -150,6 +150,31 @@ class Router:
         return run_first_match(self.rules, self.default_handler, message)
 
 
+class HandlerTimeout(Exception):
+    """A handler ran past WECOM_HANDLER_TIMEOUT; its job is recorded as failed."""
+
+
+def dispatch_with_time_limit(
+    dispatch: Callable[[Message], Any], message: Message, seconds: float
+) -> Any:
+    """``dispatch(message)``, interrupted after ``seconds`` at its next wait on I/O when gevent
+    runs the process (a hung business API must not hold a job forever). Under a plain threaded
+    server (``flask run``) a thread cannot be interrupted, so no limit applies there."""
+    if seconds <= 0 or not _gevent_patched():
+        return dispatch(message)
+    import gevent
+
+    with gevent.Timeout(seconds, HandlerTimeout(f"handler still running after {seconds:g} s")):
+        return dispatch(message)
+
+
+def _gevent_patched() -> bool:
+    import sys
+
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey and monkey.is_module_patched("threading"))
+
+
 def load_router(module_name: str) -> Router:
     """Import the user's handler module and return its router.
 

@@ -85,6 +85,7 @@ class CallbackService:
                 kf_handlers=config["WECOM_KF_HANDLERS"],
                 kf_welcome=config["WECOM_KF_WELCOME"],
             )
+            endpoint.handler_timeout = config["WECOM_HANDLER_TIMEOUT"]
             self.endpoints[endpoint.name] = endpoint
             app.register_blueprint(callback_blueprint(endpoint.name, endpoint_settings.path))
             log.info(

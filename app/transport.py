@@ -85,7 +85,12 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
             message = service.parse(plain)
         except WeComError as exc:
             return _reject(min(exc.http_status, 499), exc.detail, exc.code)
-        reply_xml = service.respond(endpoint, message, received_at)
+        try:
+            reply_xml = service.respond(endpoint, message, received_at)
+        except Exception:
+            # The store could not record the message: not accepted, so WeCom must retry it.
+            log.exception("could not accept a callback on endpoint %s", endpoint_name)
+            return Response("temporarily unavailable\n", status=503, mimetype="text/plain")
         if reply_xml is None:
             return Response(b"", status=200, mimetype="text/plain")
         return Response(reply_xml, status=200, mimetype="application/xml")

@@ -98,3 +98,47 @@ def test_load_router_rejects_module_without_router(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(TypeError, match="mybot_empty"):
         load_router("mybot_empty")
+
+
+GEVENT_TIME_LIMIT = """
+from gevent import monkey
+monkey.patch_all()
+import time
+from app.routing import HandlerTimeout, dispatch_with_time_limit
+
+def slow(message):
+    time.sleep(5)
+    return "late"
+
+started = time.monotonic()
+try:
+    dispatch_with_time_limit(slow, {}, 0.2)
+except HandlerTimeout as exc:
+    print("timeout", round(time.monotonic() - started, 1), exc)
+print(dispatch_with_time_limit(lambda m: "quick", {}, 0.2))
+"""
+
+
+def test_handler_past_its_time_limit_is_interrupted_under_gevent():
+    import subprocess
+    import sys
+
+    from app.__main__ import PROJECT_ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-c", GEVENT_TIME_LIMIT],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("timeout 0.2 handler still running after 0.2 s"), lines
+    assert lines[1] == "quick"
+
+
+def test_time_limit_is_not_applied_without_gevent():
+    from app.routing import dispatch_with_time_limit
+
+    assert dispatch_with_time_limit(lambda m: "ok", {}, 0.001) == "ok"

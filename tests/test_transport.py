@@ -285,3 +285,15 @@ def test_mount_path_is_configurable(app_config):
     )
     assert wecom.send_text("你好").reply["Content"] == "你好,这是测试机器人"
     assert client.post("/").status_code == 404
+
+
+def test_store_failure_is_503_so_wecom_retries(app, wecom, monkeypatch, caplog):
+    import sqlite3
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(app.extensions["wecom"].store, "claim_job", locked)
+    result = wecom.send_text("hello")
+    assert result.status == 503
+    assert "database is locked" in caplog.text

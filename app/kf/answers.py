@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from app.api.client import WeComClient
 from app.api.errors import WeComAPIError
 from app.delivery import DeliveryError
+from app.routing import dispatch_with_time_limit
 from app.store import Job, JobState, Store
 from app.wecom import split_utf8, truncate_utf8
 
@@ -176,7 +177,9 @@ class KfAnswers:
         open_kfid = payload["open_kfid"]
         if endpoint.kf_router is None:
             return None
-        value = endpoint.kf_router.dispatch(message)
+        value = dispatch_with_time_limit(
+            endpoint.kf_router.dispatch, message, endpoint.handler_timeout
+        )
         replies = to_kf_messages(value)
         key = job_key(open_kfid, str(message.get("msgid")))
         if replies and has_welcome_code(message):

@@ -10,7 +10,6 @@ from app.kf.routing import KfRouter
 router = KfRouter()
 
 
-
 @router.text("你好")
 def hello(message: dict) -> str:
     return GREETING
