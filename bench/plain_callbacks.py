@@ -395,16 +395,15 @@ def ratios(targets: list[Target]) -> list[str]:
 
 
 def main() -> int:
-    from .run import print_table
+    from .run import print_scenario
 
     started = time.monotonic()
     targets = run_plain()
-    print_table(table(targets))
-    print("\nScenario A details:")
-    print("\n".join(details(targets)))
-    print("\nRatios (medians over rounds; max = worst round):")
-    print("\n".join(ratios(targets)))
-    print(f"\n(scenario A took {time.monotonic() - started:.0f} s)")
+    sections = [
+        ("Scenario A details:", details(targets)),
+        ("Ratios (medians over rounds; max = worst round):", ratios(targets)),
+    ]
+    print_scenario("scenario A", table(targets), sections, started)
     return 0
 
 

@@ -39,6 +39,17 @@ def print_table(rows: list[dict[str, str]]) -> None:
         print(" | ".join(cell(c, row.get(c, "")) for c in COLUMNS).rstrip())
 
 
+def print_scenario(
+    name: str, rows: list[dict[str, str]], sections: list[tuple[str, list[str]]], started: float
+) -> None:
+    """One scenario run on its own: its table, then titled blocks of lines, then its duration."""
+    print_table(rows)
+    for title, lines in sections:
+        print(f"\n{title}")
+        print("\n".join(lines))
+    print(f"\n({name} took {time.monotonic() - started:.0f} s)")
+
+
 def main() -> int:
     from . import plain_callbacks, slow_callbacks
     from .wrkrun import wrk_path

@@ -428,16 +428,12 @@ def details(bursts: list[Burst]) -> list[str]:
 
 
 def main() -> int:
-    from .run import print_table
+    from .run import print_scenario
 
     started = time.monotonic()
     bursts = run_slow()
-    print_table(table(bursts))
-    print("\nRatios:")
-    print("\n".join(ratios(bursts)))
-    print("\nScenario B details:")
-    print("\n".join(details(bursts)))
-    print(f"\n(scenario B took {time.monotonic() - started:.0f} s)")
+    sections = [("Ratios:", ratios(bursts)), ("Scenario B details:", details(bursts))]
+    print_scenario("scenario B", table(bursts), sections, started)
     return 0
 
 

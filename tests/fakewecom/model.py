@@ -864,14 +864,19 @@ class FakeWeComState:
             }
 
 
+def _check_text(payload: Any) -> int:
+    """The errcode for a text payload ({"content": …}, at most TEXT_LIMIT bytes), or 0."""
+    if not isinstance(payload, Mapping) or not payload.get("content"):
+        return E.EMPTY_TEXT_CONTENT
+    if len(str(payload["content"]).encode("utf-8")) > TEXT_LIMIT:
+        return E.CONTENT_TOO_LARGE
+    return 0
+
+
 def _check_app_payload(msgtype: str, payload: Any) -> int:
     """The errcode for a bad message/send payload, or 0."""
     if msgtype in ("text", "markdown"):
-        if not isinstance(payload, Mapping) or not payload.get("content"):
-            return E.EMPTY_TEXT_CONTENT
-        if len(str(payload["content"]).encode("utf-8")) > TEXT_LIMIT:
-            return E.CONTENT_TOO_LARGE
-        return 0
+        return _check_text(payload)
     if not isinstance(payload, Mapping):
         return E.EMPTY_PARAMETER
     if msgtype in ("image", "voice", "video", "file"):
@@ -902,11 +907,7 @@ def _check_app_payload(msgtype: str, payload: Any) -> int:
 def _check_kf_payload(msgtype: str, payload: Any) -> int:
     """The errcode for a bad kf/send_msg (or send_msg_on_event) payload, or 0."""
     if msgtype == "text":
-        if not isinstance(payload, Mapping) or not payload.get("content"):
-            return E.EMPTY_TEXT_CONTENT
-        if len(str(payload["content"]).encode("utf-8")) > TEXT_LIMIT:
-            return E.CONTENT_TOO_LARGE
-        return 0
+        return _check_text(payload)
     if not isinstance(payload, Mapping):
         return E.EMPTY_PARAMETER
     if msgtype in ("image", "voice", "video", "file"):
