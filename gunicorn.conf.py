@@ -11,9 +11,9 @@ import os
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 
 # gevent workers: a handler blocked on a business API or an LLM yields to the other requests.
-# For this service both gevent classes measured alike (bench/: p99 81 ms vs 85 ms, one worker, 64
+# For this service both gevent classes measure alike (bench/: p99 100 ms vs 98 ms, one worker, 64
 # keep-alive connections). gevent_pywsgi is the default because with an app that never yields the
-# plain gevent class let some connections hog the worker (wechatpy baseline: p99 727 ms vs 350).
+# plain gevent class lets some connections hog the worker (wechatpy baseline: p99 754 ms vs 200).
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent_pywsgi")
 
 # Callbacks are I/O-bound, so a couple of processes per core is plenty.
