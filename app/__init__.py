@@ -31,21 +31,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(from_environment())
     if config:
         app.config.update(config)
-    _configure_logging()
+    _configure_logging(app.config["WECOM_LOG_LEVEL"])
     CallbackService().init_app(app)
     app.register_blueprint(health_blueprint)
     register_cli(app)
     return app
 
 
-def _configure_logging() -> None:
-    """Give the service's own loggers a handler unless the host (gunicorn, pytest) set one up."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _configure_logging(level_name: str) -> None:
+    """Set the service's log level (WECOM_LOG_LEVEL) and give its loggers a handler unless the
+    host (gunicorn, pytest) set one up."""
+    level_name = str(level_name).upper()
+    if level_name not in LOG_LEVELS:
+        raise SettingError("WECOM_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
     logger = logging.getLogger("app")
+    logger.setLevel(level_name)
     if logger.handlers or logging.getLogger().handlers:
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)

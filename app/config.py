@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_KF_HANDLERS": "",
     "WECOM_KF_HISTORY_SECONDS": 600,
     "WECOM_DEV_PROFILE": "",
+    "WECOM_LOG_LEVEL": "INFO",
 }
 
 #: The development profile: fixed, public, obviously fake keys so a newcomer sees the service work.

@@ -32,6 +32,7 @@ def build(**overrides):
             "WECOM_ENDPOINTS[0].aes_key",
         ),
         ({"WECOM_KF_TOKEN": "kf", "WECOM_KF_AES_KEY": "bad"}, "WECOM_KF_AES_KEY"),
+        ({"WECOM_LOG_LEVEL": "LOUD"}, "WECOM_LOG_LEVEL"),
     ],
 )
 def test_bad_setting_stops_start_up_naming_it(overrides, setting):
