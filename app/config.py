@@ -11,7 +11,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,6 @@ class EndpointSettings:
     handlers: str = ""
     agent_id: str = ""
     secret: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:

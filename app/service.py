@@ -113,7 +113,7 @@ class CallbackService:
         app.config["MAX_CONTENT_LENGTH"] = config["WECOM_MAX_BODY"]
         self.config = dict(config)
         app.extensions["wecom"] = self
-        app.before_request(self._ensure_background)
+        app.before_request(self.start_background)
 
     # -- per-process runtime ---------------------------------------------------------------------
     @property
@@ -166,6 +166,7 @@ class CallbackService:
             return self._runtime
 
     def start_background(self) -> None:
+        """Start this process's background loop and kf sweep; a no-op when they run already."""
         self._runtime_parts()[0].start()
         self.puller.start()
 
@@ -174,13 +175,6 @@ class CallbackService:
             self._runtime[0].stop()
         if self._puller is not None:
             self._puller.stop()
-
-    def _ensure_background(self) -> None:
-        loop = self._runtime_parts()[0]
-        if not loop.running:
-            loop.start()
-        if not self.puller.running:
-            self.puller.start()
 
     @property
     def puller(self) -> KfPuller:
