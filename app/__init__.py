@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .config import DEFAULTS, SettingError, from_environment
+from .settings import DEFAULTS, SettingError, from_environment
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -22,9 +22,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here so that ``import app.wecom`` (the pure protocol layer) never loads Flask.
     from flask import Flask
 
-    from .cli import register_cli
-    from .service import CallbackService
-    from .transport import health_blueprint
+    from .web.blueprint import health_blueprint
+    from .web.cli import register_cli
+    from .web.extension import CallbackService
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)

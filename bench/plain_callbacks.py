@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.simulator import SimulationError, Simulator
+from app.devtools.simulator import SimulationError, Simulator
 
 from .common import (
     AES_KEY,

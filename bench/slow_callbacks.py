@@ -8,8 +8,9 @@ BENCH_HANDLER_SECONDS with ``time.sleep`` (cooperative under gevent) before answ
 * 10 s handlers: the handler misses the reply deadline (WECOM_REPLY_DEADLINE, 4 s), so every
   callback should be answered empty at ~4 s and the answer sent later through message/send.
   For that the service needs WECOM_SECRET, WECOM_AGENT_ID and WECOM_API_BASE: they point at
-  the fake WeCom API (``python -m tests.fakewecom``) when the tree has it, and the figures then
-  say when the late answers reached message/send. Without the fake that part is skipped.
+  the fake WeCom API (``python -m app.devtools.fakewecom``) when the tree has it, and the
+  figures then say when the late answers reached message/send. Without the fake that
+  part is skipped.
 
 Each burst: 200 connections are opened first, then each sends one callback at the same moment
 (the Python generator, bench/loadgen.py). Run alone::
@@ -36,7 +37,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.simulator import SimulationError, Simulator
+from app.devtools.simulator import SimulationError, Simulator
 
 from .common import (
     AES_KEY,
@@ -95,7 +96,7 @@ class Burst:
 
 # -- the fake WeCom API ------------------------------------------------------------------------
 class FakeWeComProcess:
-    """``python -m tests.fakewecom`` on a free loopback port, in its own process group."""
+    """``python -m app.devtools.fakewecom`` on a free loopback port, in its own process group."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
@@ -111,7 +112,7 @@ class FakeWeComProcess:
             [
                 sys.executable,
                 "-m",
-                "tests.fakewecom",
+                "app.devtools.fakewecom",
                 "--port",
                 "0",
                 "--corp-id",

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from app import create_app
-from app.simulator import Simulator, Transport
+from app.devtools.simulator import Simulator, Transport
 
 TOKEN = "QDG6eK"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from app.store import JobState
+from app.infra.store import JobState
 from tests.handlers_slow import RUNS
 
 

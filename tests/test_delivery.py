@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from app.store import JobState
+from app.devtools.fakewecom import FakeWeCom
+from app.infra.store import JobState
 from tests.conftest import CORP_ID
-from tests.fakewecom import FakeWeCom
 from tests.handlers_slow import RUNS
 from tests.helpers import wait_for
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app.store import JobState
+from app.infra.store import JobState
 
 
 class Backend:
@@ -125,7 +125,7 @@ def test_backend_timeout_becomes_the_fallback_through_the_api_rules(app, wecom, 
 
 def test_unreachable_backend_becomes_the_fallback(app_config):
     from app import create_app
-    from app.simulator import Simulator
+    from app.devtools.simulator import Simulator
     from tests.conftest import AES_KEY, CORP_ID, TOKEN, client_transport
 
     app = create_app(app_config | {"WECOM_FORWARD_URL": "http://127.0.0.1:9/nothing"})

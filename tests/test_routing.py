@@ -104,7 +104,7 @@ GEVENT_TIME_LIMIT = """
 from gevent import monkey
 monkey.patch_all()
 import time
-from app.routing import HandlerTimeout, dispatch_with_time_limit
+from app.routing.app_router import HandlerTimeout, dispatch_with_time_limit
 
 def slow(message):
     time.sleep(5)
@@ -139,6 +139,6 @@ def test_handler_past_its_time_limit_is_interrupted_under_gevent():
 
 
 def test_time_limit_is_not_applied_without_gevent():
-    from app.routing import dispatch_with_time_limit
+    from app.routing.app_router import dispatch_with_time_limit
 
     assert dispatch_with_time_limit(lambda m: "ok", {}, 0.001) == "ok"

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from app.simulator import build_message_xml
-from app.store import JobState
+from app.devtools.simulator import build_message_xml
+from app.infra.store import JobState
 from app.wecom import MessageCrypto, compute_signature
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 
@@ -81,7 +81,7 @@ def test_verification_wrong_signature_is_403_with_log_line(client, caplog):
     crypto = MessageCrypto(AES_KEY, CORP_ID)
     echostr = crypto.encrypt("123")
     query = signed(echostr, token="wrongtoken") | {"echostr": echostr}
-    with caplog.at_level(logging.WARNING, logger="app.transport"):
+    with caplog.at_level(logging.WARNING, logger="app.web.blueprint"):
         response = client.get("/", query_string=query)
     assert response.status_code == 403
     assert b"signature" in response.get_data()
@@ -275,7 +275,7 @@ def test_healthz_is_503_when_the_store_fails(app, client, monkeypatch):
 
 def test_mount_path_is_configurable(app_config):
     from app import create_app
-    from app.simulator import Simulator
+    from app.devtools.simulator import Simulator
     from tests.conftest import client_transport
 
     app = create_app(app_config | {"WECOM_PATH": "/wecom/callback/"})

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import create_app
-from app.simulator import Simulator, build_message_xml
+from app.devtools.simulator import Simulator, build_message_xml
 from app.wecom import parse_message
 from tests.conftest import AES_KEY, BASE_CONFIG, CORP_ID, TOKEN, client_transport
 

@@ -39,7 +39,7 @@ def test_nested_structures_arrive_usable(wecom):
 
 def test_demo_bot_answers_every_sample_without_error(app_config):
     from app import create_app
-    from app.simulator import Simulator
+    from app.devtools.simulator import Simulator
     from tests.conftest import AES_KEY, CORP_ID, TOKEN, client_transport
 
     app = create_app(app_config | {"WECOM_HANDLERS": "app.handlers.demo"})

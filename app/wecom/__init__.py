@@ -1,8 +1,8 @@
 """The WeCom callback protocol: signatures, crypto, XML, replies. No Flask, no I/O."""
 
-from .callback_crypto import CallbackCrypto, InvalidTokenError
+from .aes import MessageCrypto
+from .callback import CallbackCrypto, InvalidTokenError
 from .compat import WXBizMsgCrypt
-from .crypto import MessageCrypto
 from .envelope import build_reply_envelope, parse_envelope
 from .errors import (
     ComputeSignatureError,

@@ -27,7 +27,7 @@ Deliberate differences:
 
 from __future__ import annotations
 
-from .callback_crypto import CallbackCrypto, InvalidTokenError
+from .callback import CallbackCrypto, InvalidTokenError
 from .errors import InvalidAESKeyError, WeComError
 
 #: The exception the official constructor raises for a bad EncodingAESKey.

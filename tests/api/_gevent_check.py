@@ -13,9 +13,9 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from app.api import RetryPolicy, WeComClient  # noqa: E402
-from app.store.memory import MemoryStore  # noqa: E402
-from tests.fakewecom import FakeWeCom  # noqa: E402
+from app.devtools.fakewecom import FakeWeCom  # noqa: E402
+from app.infra.api import RetryPolicy, WeComClient  # noqa: E402
+from app.infra.store.memory import MemoryStore  # noqa: E402
 
 
 def main(greenlets: int = 40) -> int:

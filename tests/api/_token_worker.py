@@ -17,8 +17,8 @@ def fetch_token(
     go: Event,
     results: Queue[Any],
 ) -> None:
-    from app.api import WeComClient
-    from app.store.sqlite import SqliteStore
+    from app.infra.api import WeComClient
+    from app.infra.store.sqlite import SqliteStore
 
     store = SqliteStore(db_path)
     client = WeComClient(corp_id, secret, store, api_base=base_url, timeout=(2.0, 10.0))

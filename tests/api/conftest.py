@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from app.api import RetryPolicy, WeComClient
-from app.api.tokens import TokenStore
-from app.store.memory import MemoryStore
-from tests.fakewecom import FakeWeCom
+from app.devtools.fakewecom import FakeWeCom
+from app.infra.api import RetryPolicy, WeComClient
+from app.infra.api.tokens import TokenStore
+from app.infra.store.memory import MemoryStore
 
 CORP_ID = "wwtestcorp0000001"
 APP_SECRET = "app-secret-for-tests"

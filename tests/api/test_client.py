@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from app.api import (
+from app.devtools.fakewecom import FakeWeCom
+from app.infra.api import (
     RetryPolicy,
     WeComAPIError,
     WeComClient,
@@ -24,10 +25,9 @@ from app.api import (
     WeComTransportError,
     mask_url,
 )
-from app.api.errors import error_for
-from app.store.memory import MemoryStore
+from app.infra.api.errors import error_for
+from app.infra.store.memory import MemoryStore
 from tests.api.conftest import AGENT_ID, APP_SECRET, CORP_ID, KF_A, KF_B, make_client
-from tests.fakewecom import FakeWeCom
 
 
 class Clock:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
+from app.devtools.fakewecom import FakeControl, FakeWeCom
 from tests.api.conftest import AGENT_ID, APP_SECRET, CORP_ID, KF_A, KF_B, KF_SECRET
-from tests.fakewecom import FakeControl, FakeWeCom
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -594,7 +594,7 @@ def test_runs_as_a_process_and_is_steered_by_the_control_api(http: requests.Sess
         [
             sys.executable,
             "-m",
-            "tests.fakewecom",
+            "app.devtools.fakewecom",
             "--port",
             "0",
             "--corp-id",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.api import TokenProvider, TokenUnavailableError, WeComClient, cache_key
-from app.store.memory import MemoryStore
+from app.devtools.fakewecom import FakeWeCom
+from app.infra.api import TokenProvider, TokenUnavailableError, WeComClient, cache_key
+from app.infra.store.memory import MemoryStore
 from tests.api.conftest import APP_SECRET, CORP_ID, make_client
-from tests.fakewecom import FakeWeCom
 
 
 class Clock:

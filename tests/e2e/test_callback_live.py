@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.simulator import Simulator
+from app.devtools.simulator import Simulator
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.e2e.live import PROJECT_ROOT, LiveService
 

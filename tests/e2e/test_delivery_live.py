@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.simulator import Simulator, requests_transport
+from app.devtools.fakewecom import FakeWeCom
+from app.devtools.simulator import Simulator, requests_transport
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.e2e.live import LiveService
-from tests.fakewecom import FakeWeCom
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e

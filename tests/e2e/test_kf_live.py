@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from app.simulator import Simulator
-from app.store import JobState, SqliteStore
+from app.devtools.fakewecom import FakeWeCom
+from app.devtools.simulator import Simulator
+from app.infra.store import JobState, SqliteStore
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.e2e.live import PROJECT_ROOT, LiveService
-from tests.fakewecom import FakeWeCom
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 import pytest
 
 from app import create_app
-from app.simulator import Simulator
+from app.devtools.fakewecom import FakeWeCom
+from app.devtools.simulator import Simulator
 from tests.conftest import AES_KEY, CORP_ID, TOKEN, client_transport
-from tests.fakewecom import FakeWeCom
 
 KF_SECRET = "kf-secret-for-tests"
 APP_SECRET = "app-secret-for-tests"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-from app.kf.answers import MAX_MESSAGES, is_own_msgid, outbox_entry, reply_msgid
-from app.kf.messages import Image, MenuClick, MsgMenu, Text
+from app.jobs.kf_answers import MAX_MESSAGES, is_own_msgid, outbox_entry, reply_msgid
+from app.wecom.kf_messages import Image, MenuClick, MsgMenu, Text
 
 KEY = "kf:wkA:MSG1"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from app.kf.lanes import Lanes
+from app.jobs.lanes import Lanes
 
 
 def test_one_key_runs_in_order_and_never_twice_at_once():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.kf.messages import (
+from app.wecom import ImageReply, NewsReply, TextReply, VideoReply
+from app.wecom.kf_messages import (
     File,
     Image,
     Link,
@@ -21,7 +22,6 @@ from app.kf.messages import (
     from_api,
     to_kf_messages,
 )
-from app.wecom import ImageReply, NewsReply, TextReply, VideoReply
 from app.wecom.replies import Article
 
 

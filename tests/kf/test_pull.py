@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from app.kf.answers import job_key
-from app.kf.puller import cursor_key, wake_key
-from app.store import JobState
+from app.infra.store import JobState
+from app.jobs.kf_answers import job_key
+from app.jobs.kf_puller import cursor_key, wake_key
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.helpers import wait_for
 from tests.kf import handlers_kf
@@ -213,7 +213,7 @@ class TestWithHandlers:
         assert customers.answers() == []
 
     def test_msg_send_fail_is_logged(self, customers, caplog):
-        caplog.set_level(logging.WARNING, "app.kf.puller")
+        caplog.set_level(logging.WARNING, "app.jobs.kf_puller")
         event = {"event_type": "msg_send_fail", "external_userid": "wm1", "fail_msgid": "M1"}
         customers.write(KF_A, {"event": {**event, "fail_type": 6}})
         wait_for(lambda: handlers_kf.EVENTS)
@@ -288,7 +288,7 @@ def test_sync_failure_backs_off_and_the_sweep_resumes(customers, service, fake):
 def test_refused_send_is_logged_with_its_errcode_and_not_retried(
     customers, service, fake, caplog, errcode, session_state
 ):
-    caplog.set_level(logging.ERROR, "app.delivery")
+    caplog.set_level(logging.ERROR, "app.jobs.outbox")
     queued = customers.write(KF_A, {"external_userid": "wm1", "text": "q"}, ring=False)
     if session_state is None:
         fake.fault("kf/send_msg", "errcode", errcode=errcode)
@@ -454,7 +454,7 @@ def test_lock_of_a_dead_puller_expires_and_the_sweep_resumes(customers, service)
 
 
 def test_a_welcome_code_too_old_to_use_is_not_sent(app_config, customers_of, caplog):
-    caplog.set_level(logging.WARNING, "app.kf.answers")
+    caplog.set_level(logging.WARNING, "app.jobs.kf_answers")
     customers = customers_of(app_config | {"WECOM_KF_WELCOME": "欢迎"})
     now = int(time.time())
     customers.write(
@@ -469,7 +469,7 @@ def test_a_welcome_code_too_old_to_use_is_not_sent(app_config, customers_of, cap
 
 
 def test_lost_answer_to_a_welcome_is_not_sent_again(app_config, fake, customers_of, caplog):
-    caplog.set_level(logging.WARNING, "app.kf.answers")
+    caplog.set_level(logging.WARNING, "app.jobs.kf_answers")
     customers = customers_of(app_config | {"WECOM_KF_WELCOME": "欢迎"})
     fake.fault("kf/send_msg_on_event", "drop_after")  # the code is used, the answer lost
     customers.write(KF_A, {"external_userid": "wm1", "event": "enter_session"})

@@ -8,7 +8,7 @@ import types
 import pytest
 
 from app.kf import NEXT, KfRouter
-from app.kf.routing import load_kf_router
+from app.routing.kf_router import load_kf_router
 
 
 def customer(content: str = "", **fields) -> dict:

@@ -16,7 +16,7 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
-from app.store import JobState, SqliteStore
+from app.infra.store import JobState, SqliteStore
 
 DEADLINE = 60.0  # seconds any one worker may run
 

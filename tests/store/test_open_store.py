@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import ACCEPTED_FORMS, MemoryStore, SqliteStore, open_store
+from app.infra.store import ACCEPTED_FORMS, MemoryStore, SqliteStore, open_store
 
 
 @pytest.mark.parametrize("url", ["memory://", "MEMORY://", "  memory://\n"])

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app.store import JobState, SqliteStore
-from app.store.sqlite import SCHEMA_VERSION
+from app.infra.store import JobState, SqliteStore
+from app.infra.store.sqlite import SCHEMA_VERSION
 
 T = 1_000_000.0
 

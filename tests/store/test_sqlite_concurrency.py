@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.store import JobState, SqliteStore
+from app.infra.store import JobState, SqliteStore
 
 from . import _workers
 
@@ -153,7 +153,7 @@ GEVENT_SCRIPT = textwrap.dedent(
 
     import gevent
 
-    from app.store import MemoryStore, SqliteStore
+    from app.infra.store import MemoryStore, SqliteStore
 
     for store in (MemoryStore(), SqliteStore(sys.argv[1])):
         created, taken, locked = [], [], []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import UNSET, Job, JobState, MemoryStore, SqliteStore, Store
+from app.infra.store import UNSET, Job, JobState, MemoryStore, SqliteStore, Store
 
 T = 1_000_000.0  # a fixed "now"; tests move the clock by hand
 

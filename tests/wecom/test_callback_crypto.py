@@ -10,8 +10,8 @@ import pytest
 from Crypto.Cipher import AES
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
-from app.wecom.callback_crypto import CallbackCrypto, InvalidTokenError, random_nonce
-from app.wecom.crypto import MessageCrypto, decode_aes_key
+from app.wecom.aes import MessageCrypto, decode_aes_key
+from app.wecom.callback import CallbackCrypto, InvalidTokenError, random_nonce
 from app.wecom.envelope import parse_envelope
 from app.wecom.errors import (
     ComputeSignatureError,

@@ -9,8 +9,8 @@ import pytest
 from Crypto.Cipher import AES
 from wechatpy.enterprise.crypto import WeChatCrypto
 
+from app.wecom.aes import MessageCrypto, decode_aes_key, pkcs7_pad
 from app.wecom.compat import FormatException, InvalidTokenError, WXBizMsgCrypt
-from app.wecom.crypto import MessageCrypto, decode_aes_key, pkcs7_pad
 from app.wecom.errors import InvalidAESKeyError
 from app.wecom.signature import compute_signature
 from app.wecom.xmlsafe import parse_xml

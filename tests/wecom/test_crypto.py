@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wechatpy.enterprise.crypto import PrpCrypto
 
-from app.wecom.crypto import MessageCrypto, decode_aes_key, pkcs7_pad, pkcs7_unpad
+from app.wecom.aes import MessageCrypto, decode_aes_key, pkcs7_pad, pkcs7_unpad
 from app.wecom.errors import (
     DecodeBase64Error,
     DecryptError,

@@ -1,0 +1,1 @@
+"""Infrastructure: the store (shared state) and the WeCom API client."""

@@ -1,0 +1,82 @@
+"""Answers for a self-built app (应用): run its router, and send late answers with message/send."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from app.infra.api.client import WeComClient
+from app.infra.store import Job
+from app.jobs.outbox import DeliveryError
+from app.routing.app_router import dispatch_with_time_limit
+from app.routing.endpoints import Endpoint
+from app.wecom import Reply, TextReply, split_utf8, to_reply
+
+log = logging.getLogger(__name__)
+
+#: message/send refuses (45002) or truncates text over 2048 bytes: longer answers go in parts.
+TEXT_LIMIT = 2048
+
+
+def run_handler(endpoint: Endpoint, message: dict[str, Any]) -> Reply | None:
+    """The endpoint's router on one message, its return value made a reply (None: no answer)."""
+    value = dispatch_with_time_limit(endpoint.router.dispatch, message, endpoint.handler_timeout)
+    return to_reply(value)
+
+
+def outbox_entry(message: dict[str, Any], reply: Reply | None) -> dict[str, Any] | None:
+    """The message/send payloads that carry ``reply`` to the member who wrote ``message``."""
+    if reply is None:
+        return None
+    if isinstance(reply, TextReply):
+        # to_api_message() cleans the text (no lone surrogates) before it is cut into parts.
+        content = reply.to_api_message()["text"]["content"]
+        messages = [
+            {"msgtype": "text", "text": {"content": part}}
+            for part in split_utf8(content, TEXT_LIMIT)
+        ]
+    else:
+        api_message = reply.to_api_message()
+        if api_message is None:
+            log.warning(
+                "a %s reply has no API equivalent; it can only be a passive reply",
+                type(reply).__name__,
+            )
+            return None
+        messages = [api_message]
+    if not messages:
+        return None
+    return {"to": str(message.get("FromUserName", "")), "messages": messages}
+
+
+class AppAnswers:
+    """The "app" job kind: jobs from self-built-app callbacks."""
+
+    def __init__(
+        self, endpoints: dict[str, Endpoint], client_for: Callable[[Endpoint], WeComClient | None]
+    ) -> None:
+        self.endpoints = endpoints
+        self.client_for = client_for
+
+    def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        endpoint = self._endpoint(payload["endpoint"])
+        message = payload["message"]
+        return outbox_entry(message, run_handler(endpoint, message))
+
+    def send(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
+        endpoint = self._endpoint(json.loads(job.payload)["endpoint"])
+        client = self.client_for(endpoint)
+        if client is None:
+            raise DeliveryError(
+                f"endpoint {endpoint.name} has no API secret and agent id "
+                "(WECOM_SECRET, WECOM_AGENT_ID): a late answer cannot be sent"
+            )
+        client.send_message({"touser": entry["to"], **message})
+
+    def _endpoint(self, name: str) -> Endpoint:
+        try:
+            return self.endpoints[name]
+        except KeyError:
+            raise DeliveryError(f"endpoint {name!r} is no longer configured") from None

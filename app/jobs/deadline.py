@@ -1,0 +1,211 @@
+"""Answer every app callback within its reply budget, once, whatever the handler does.
+
+For each callback:
+
+1. The message is recorded in the store under its dedup key (a RUNNING job) before anything
+   else, so an accepted message survives a worker that dies.
+2. A callback whose key exists is a retry: it never runs the handler. It waits (within its own
+   budget) while the first run is still working, then repeats the passive reply if there was one,
+   or answers empty when the answer went, or will go, through the API.
+3. Otherwise the handler runs in its own greenlet (a thread under ``flask run``). If it answers
+   within the budget, the answer is the passive reply. If not, the job becomes DEFERRED before
+   the empty answer leaves, and the handler's answer goes through the outbox when it comes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.infra.store import JobState, Store
+from app.jobs.app_answers import outbox_entry, run_handler
+from app.jobs.outbox import BackgroundLoop, Outbox
+from app.routing.endpoints import Endpoint
+from app.wecom import Reply, dedup_key
+
+log = logging.getLogger(__name__)
+
+RETRY_POLL_SECONDS = 0.05
+
+
+@dataclass
+class _Run:
+    """One handler run, shared by the request that waits for it and the greenlet doing it."""
+
+    # Looked up at call time: gevent may have patched threading after this module was imported.
+    done: threading.Event = field(default_factory=lambda: threading.Event())
+    lock: threading.Lock = field(default_factory=lambda: threading.Lock())
+    finished: bool = False
+    deferred: bool = False
+    reply: Reply | None = None
+    error: str | None = None
+
+
+class DeadlineResponder:
+    def __init__(
+        self,
+        store: Store,
+        loop: BackgroundLoop,
+        outbox: Outbox,
+        deadline: float,
+        render: Callable[[Endpoint, dict[str, Any], Reply], str],
+        encrypt: Callable[[Endpoint, str], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.loop = loop
+        self.outbox = outbox
+        self.deadline = deadline
+        self.render = render  # reply -> plaintext reply XML
+        self.encrypt = encrypt  # plaintext reply XML -> encrypted envelope
+        self.clock = clock
+        self._local: dict[str, _Run] = {}  # runs of this process, for retries that land here
+
+    @staticmethod
+    def job_key(endpoint: Endpoint, message: dict[str, Any]) -> str:
+        return f"{endpoint.name}:{dedup_key(message)}"
+
+    def remaining(self, received_at: float) -> float:
+        return max(self.deadline - (time.monotonic() - received_at), 0.0)
+
+    def respond(
+        self, endpoint: Endpoint, message: dict[str, Any], received_at: float
+    ) -> str | None:
+        """The encrypted passive reply, or None for an empty 200."""
+        key = self.job_key(endpoint, message)
+        payload = json.dumps({"endpoint": endpoint.name, "message": message}, ensure_ascii=False)
+        created, job = self.store.claim_job(
+            key, "app", payload, self.loop.owner, self.loop.lease_until(), self.clock()
+        )
+        if not created:
+            log.info("retried callback %s (first run is %s)", key, job.state.value)
+            return self._answer_retry(endpoint, key, received_at)
+
+        run = _Run()
+        self._local[key] = run
+        self.loop.hold(key)
+        threading.Thread(
+            target=self._execute,
+            args=(key, endpoint, message, run),
+            daemon=True,
+            name=f"wecom-handler-{key}",
+        ).start()
+        run.done.wait(self.remaining(received_at))
+        with run.lock:
+            run.deferred = not run.finished
+        if run.deferred:
+            self.store.update_job(
+                key,
+                expect_states=(JobState.RUNNING,),
+                expect_owner=self.loop.owner,
+                state=JobState.DEFERRED,
+                now=self.clock(),
+            )
+            log.info(
+                "handler for %s missed the %.1f s budget; its answer will go through the API",
+                key,
+                self.deadline,
+            )
+            return None
+        try:
+            return self._answer_in_time(endpoint, key, message, run)
+        finally:
+            self._local.pop(key, None)
+            self.loop.release(key)
+
+    def _execute(self, key: str, endpoint: Endpoint, message: dict[str, Any], run: _Run) -> None:
+        reply, error = None, None
+        try:
+            reply = run_handler(endpoint, message)
+        except Exception as exc:
+            log.exception(
+                "handler failed on endpoint %s for MsgId=%s MsgType=%s Event=%s",
+                endpoint.name,
+                message.get("MsgId", "-"),
+                message.get("MsgType", "-"),
+                message.get("Event", "-"),
+            )
+            error = f"handler raised {type(exc).__name__}: {exc}"
+        with run.lock:
+            run.reply, run.error, run.finished = reply, error, True
+            late = run.deferred
+        run.done.set()
+        if not late:
+            return
+        try:
+            self.outbox.finish_late(key, None if error else outbox_entry(message, reply), error)
+        except Exception:
+            log.exception("could not record the late answer of %s; recovery will retry", key)
+        finally:
+            self._local.pop(key, None)
+            self.loop.release(key)
+
+    def _answer_in_time(
+        self, endpoint: Endpoint, key: str, message: dict[str, Any], run: _Run
+    ) -> str | None:
+        now = self.clock()
+        owner = self.loop.owner
+        if run.error is not None:
+            self.store.update_job(
+                key,
+                expect_states=(JobState.RUNNING,),
+                expect_owner=owner,
+                state=JobState.DEAD,
+                last_error=run.error,
+                now=now,
+            )
+            return None
+        if run.reply is None:
+            self.store.update_job(
+                key,
+                expect_states=(JobState.RUNNING,),
+                expect_owner=owner,
+                state=JobState.DONE,
+                now=now,
+            )
+            return None
+        try:
+            plain = self.render(endpoint, message, run.reply)
+        except Exception as exc:
+            log.exception("cannot render the reply for %s", key)
+            self.store.update_job(
+                key,
+                expect_states=(JobState.RUNNING,),
+                expect_owner=owner,
+                state=JobState.DEAD,
+                last_error=f"render failed: {exc}",
+                now=now,
+            )
+            return None
+        self.store.update_job(
+            key,
+            expect_states=(JobState.RUNNING,),
+            expect_owner=owner,
+            state=JobState.PASSIVE,
+            reply=json.dumps({"xml": plain}),
+            now=now,
+        )
+        return self.encrypt(endpoint, plain)
+
+    def _answer_retry(self, endpoint: Endpoint, key: str, received_at: float) -> str | None:
+        local = self._local.get(key)
+        while True:
+            job = self.store.get_job(key)
+            if job is None:  # purged long ago: a very late retry; nothing to add
+                return None
+            if job.state == JobState.PASSIVE and job.reply:
+                return self.encrypt(endpoint, json.loads(job.reply)["xml"])
+            if job.state != JobState.RUNNING:
+                return None  # the answer went, or goes, through the API (or there is none)
+            wait = min(self.remaining(received_at), RETRY_POLL_SECONDS)
+            if wait <= 0:
+                return None
+            if local is not None and not local.done.is_set():
+                local.done.wait(wait)
+            else:
+                time.sleep(wait)

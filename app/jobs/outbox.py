@@ -1,0 +1,333 @@
+"""Answers that travel through the API: the outbox, its retries, dead letters, crash recovery.
+
+A job reaches the outbox when its handler missed the reply deadline (app callbacks) or always
+(微信客服, which has no passive reply). The outbox entry (``Job.reply``) is JSON
+``{"to": user, "open_kfid": …, "messages": [api message, …]}``; each message is removed from it as
+soon as WeCom accepted it, so a retry or a recovering worker never sends a part twice.
+
+Retries: the API client already retries transient failures for a few seconds. When a delivery
+still fails, the job goes back to the outbox with ``lease_until`` set to the next attempt time
+(backoff 5 s, 10 s, 20 s … up to 10 min); the background loop of any worker picks it up. After
+``WECOM_DELIVERY_ATTEMPTS`` failures, or at once for a refusal or a configuration error, the job
+is dead: ``flask deliveries list`` shows it and ``flask deliveries resend`` tries again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from app.infra.api.errors import WeComAPIError
+from app.infra.store import Job, JobState, Store
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 30.0
+SWEEP_SECONDS = 1.0
+RETENTION_SECONDS = 24 * 3600.0
+_UNFINISHED = (JobState.RUNNING, JobState.DEFERRED)
+
+
+def new_owner_id() -> str:
+    """Names this process in leases: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def retry_delay(attempts: int) -> float:
+    return min(5.0 * 2 ** max(attempts - 1, 0), 600.0)
+
+
+class DeliveryError(Exception):
+    """Delivery cannot even be attempted (no secret configured, unknown endpoint)."""
+
+
+class Kind(Protocol):
+    """What a kind of job ("app", "kf") needs from its module."""
+
+    def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Run the handler for a stored job payload; return the outbox entry, None for no answer.
+        Raises when the handler fails."""
+
+    def send(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
+        """Send one message of an outbox entry through the API; raise on failure."""
+
+
+class Outbox:
+    """Delivers outbox jobs, finishes late answers, recovers orphaned work."""
+
+    def __init__(
+        self,
+        store: Store,
+        owner: str,
+        kinds: dict[str, Kind],
+        max_attempts: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.kinds = kinds
+        self.max_attempts = max_attempts
+        self.clock = clock
+
+    def finish_late(
+        self, key: str, entry: dict[str, Any] | None, error: str | None = None
+    ) -> JobState:
+        """The handler of a job we own (RUNNING, or DEFERRED past its reply deadline) has
+        finished: deliver its answer, or record that there is none or that the handler failed."""
+        now = self.clock()
+        if error is not None:
+            log.error("job %s recorded as failed: %s", key, error)
+            self.store.update_job(
+                key,
+                expect_states=_UNFINISHED,
+                expect_owner=self.owner,
+                state=JobState.DEAD,
+                last_error=error,
+                now=now,
+            )
+            return JobState.DEAD
+        if entry is None:
+            self.store.update_job(
+                key,
+                expect_states=_UNFINISHED,
+                expect_owner=self.owner,
+                state=JobState.DONE,
+                now=now,
+            )
+            return JobState.DONE
+        moved = self.store.update_job(
+            key,
+            expect_states=_UNFINISHED,
+            expect_owner=self.owner,
+            state=JobState.OUTBOX,
+            reply=json.dumps(entry, ensure_ascii=False),
+            now=now,
+        )
+        job = self.store.get_job(key)
+        if not moved or job is None:
+            log.warning("job %s changed hands before its late answer was recorded", key)
+            return job.state if job else JobState.DONE
+        return self.deliver(job)
+
+    def recover(self, job: Job) -> JobState:
+        """Finish a job taken over from an expired lease: run its handler again when it never
+        finished (at-least-once, as WeCom itself is), then deliver."""
+        if job.state == JobState.OUTBOX and job.reply is not None:
+            return self.deliver(job)
+        moved = self.store.update_job(
+            job.key,
+            expect_states=(job.state,),
+            expect_owner=self.owner,
+            state=JobState.DEFERRED,
+            now=self.clock(),
+        )
+        if not moved:
+            return job.state
+        try:
+            kind = self.kinds[job.kind]
+            entry = kind.answer(json.loads(job.payload))
+        except Exception as exc:
+            log.exception("handler failed again while recovering %s", job.key)
+            return self.finish_late(job.key, None, f"handler raised {type(exc).__name__}: {exc}")
+        return self.finish_late(job.key, entry)
+
+    def deliver(self, job: Job) -> JobState:
+        """Send what is left of ``job``'s answer; the job must be OUTBOX and owned by us."""
+        entry = json.loads(job.reply or "{}")
+        messages: list[dict[str, Any]] = entry.get("messages") or []
+        kind = self.kinds.get(job.kind)
+        if kind is None:
+            return self._dead(job, f"no sender for job kind {job.kind!r}")
+        while messages:
+            try:
+                kind.send(job, entry, messages[0])
+            except DeliveryError as exc:
+                return self._dead(job, str(exc))
+            except WeComAPIError as exc:
+                return self._failed(job, entry, messages, exc)
+            except Exception as exc:  # a bug must not lose the job: record it
+                log.exception("delivery of %s crashed", job.key)
+                return self._dead(job, f"{type(exc).__name__}: {exc}")
+            messages.pop(0)
+            if messages:  # remember progress so a retry does not repeat the part just sent
+                entry["messages"] = messages
+                self._update(job, reply=json.dumps(entry, ensure_ascii=False))
+        self._update(job, state=JobState.DONE, last_error=None)
+        log.info("delivered the answer to %s through the API", job.key)
+        return JobState.DONE
+
+    def _failed(
+        self, job: Job, entry: dict[str, Any], messages: list[dict[str, Any]], exc: WeComAPIError
+    ) -> JobState:
+        attempts = job.attempts + 1
+        entry["messages"] = messages
+        reply = json.dumps(entry, ensure_ascii=False)
+        if exc.retryable and attempts < self.max_attempts:
+            delay = retry_delay(attempts)
+            log.warning(
+                "delivery of %s failed (attempt %d of %d), retrying in %.0f s: %s",
+                job.key,
+                attempts,
+                self.max_attempts,
+                delay,
+                exc,
+            )
+            self._update(
+                job,
+                owner=None,
+                lease_until=self.clock() + delay,
+                attempts=attempts,
+                reply=reply,
+                last_error=str(exc),
+            )
+            return JobState.OUTBOX
+        reason = f"gave up after {attempts} attempts" if exc.retryable else "not retried"
+        log.error("delivery of %s failed, %s: %s", job.key, reason, exc)
+        self._update(job, state=JobState.DEAD, attempts=attempts, reply=reply, last_error=str(exc))
+        return JobState.DEAD
+
+    def _dead(self, job: Job, reason: str) -> JobState:
+        log.error("delivery of %s recorded as failed: %s", job.key, reason)
+        self._update(job, state=JobState.DEAD, attempts=job.attempts + 1, last_error=reason)
+        return JobState.DEAD
+
+    def _update(self, job: Job, **changes: Any) -> None:
+        changed = self.store.update_job(
+            job.key,
+            expect_states=(JobState.OUTBOX,),
+            expect_owner=self.owner,
+            now=self.clock(),
+            **changes,
+        )
+        if not changed:
+            log.warning("job %s changed hands during delivery", job.key)
+
+
+class Ticker:
+    """A daemon thread (a greenlet under gevent) calling ``tick`` every ``interval`` seconds, first
+    at once, until stopped; a failing tick is logged and the next one runs as usual."""
+
+    def __init__(self, name: str, interval: float, tick: Callable[[], None]) -> None:
+        self.name = name
+        self.interval = interval
+        self.tick = tick
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("%s: iteration failed; continuing", self.name)
+            self.stopping.wait(self.interval)
+
+
+class BackgroundLoop:
+    """Per worker process: renews the leases of work in progress, takes over work whose lease
+    ran out (a dead worker, a retry that is due), and purges old finished jobs."""
+
+    def __init__(
+        self,
+        store: Store,
+        owner: str,
+        recover: Callable[[Job], None],
+        lease_seconds: float = LEASE_SECONDS,
+        sweep_seconds: float = SWEEP_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.recover = recover
+        self.lease_seconds = lease_seconds
+        self.sweep_seconds = sweep_seconds
+        self.clock = clock
+        self.held: set[str] = set()  # keys of jobs this process is working on
+        self._held_lock = threading.Lock()
+        self._ticker = Ticker("wecom-background", sweep_seconds, self._tick)
+        self._last_renew = 0.0
+        self._last_purge = 0.0
+
+    # -- the set of jobs this process works on -----------------------------------------------
+    def hold(self, key: str) -> None:
+        with self._held_lock:
+            self.held.add(key)
+
+    def release(self, key: str) -> None:
+        with self._held_lock:
+            self.held.discard(key)
+
+    def lease_until(self) -> float:
+        return self.clock() + self.lease_seconds
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._ticker.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._ticker.stop(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._ticker.running
+
+    def _tick(self) -> None:
+        now = self.clock()
+        if now - self._last_renew >= self.lease_seconds / 3:
+            self.renew()
+            self._last_renew = now
+        self.sweep()
+        if now - self._last_purge > 3600:
+            self.store.purge_jobs(now - RETENTION_SECONDS)
+            self._last_purge = now
+
+    def renew(self) -> None:
+        with self._held_lock:
+            keys = list(self.held)
+        if keys:
+            self.store.renew_leases(self.owner, keys, self.lease_until())
+
+    def sweep(self, limit: int = 20) -> int:
+        """Take over expired work and start it; returns how many jobs were taken."""
+        jobs = self.store.claim_expired(self.owner, self.clock(), self.lease_until(), limit)
+        for job in jobs:
+            self.hold(job.key)
+            threading.Thread(
+                target=self._recover_one, args=(job,), daemon=True, name=f"wecom-recover-{job.key}"
+            ).start()
+        return len(jobs)
+
+    def _recover_one(self, job: Job) -> None:
+        try:
+            if job.state != JobState.OUTBOX:
+                log.warning(
+                    "taking over %s (%s, its worker stopped or died)", job.key, job.state.value
+                )
+            self.recover(job)
+        except Exception:
+            log.exception("recovery of %s failed", job.key)
+        finally:
+            self.release(job.key)

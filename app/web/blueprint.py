@@ -1,0 +1,107 @@
+"""The HTTP side of a callback endpoint: query arguments and body in, bytes and status out.
+
+Everything WeCom-specific happens in :mod:`app.wecom` (crypto, XML) and :mod:`app.web.extension`
+(routing, deadlines, delivery); this blueprint only moves bytes and headers and turns protocol
+errors into a 4xx with a short reason and one log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.wecom import WeComError
+
+log = logging.getLogger(__name__)
+
+_SIGNED_ARGS = ("msg_signature", "timestamp", "nonce")
+
+
+def _reject(status: int, reason: str, code: int | None = None) -> Response:
+    log.warning(
+        "rejected %s %s from %s: %s%s",
+        request.method,
+        request.path,
+        request.remote_addr,
+        reason,
+        f" (WeCom code {code})" if code is not None else "",
+    )
+    return Response(reason + "\n", status=status, mimetype="text/plain")
+
+
+def _missing(names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if not request.args.get(name)]
+
+
+def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
+    """A blueprint serving one callback URL (GET verification, POST messages) at ``path``."""
+    blueprint = Blueprint(f"wecom_{endpoint_name}", __name__)
+
+    @blueprint.get(path, endpoint="verify")
+    def verify() -> Response:
+        missing = _missing((*_SIGNED_ARGS, "echostr"))
+        if missing:
+            return _reject(400, f"missing query parameters: {', '.join(missing)}")
+        endpoint = current_app.extensions["wecom"].endpoints[endpoint_name]
+        # Base64 never contains a space: one here is a '+' that a proxy failed to percent-encode.
+        echostr = request.args["echostr"].replace(" ", "+")
+        try:
+            plain = endpoint.crypto.verify_url(
+                request.args["msg_signature"],
+                request.args["timestamp"],
+                request.args["nonce"],
+                echostr,
+            )
+        except WeComError as exc:
+            return _reject(min(exc.http_status, 499), exc.detail, exc.code)
+        log.info("callback URL verified for endpoint %s", endpoint_name)
+        return Response(plain, mimetype="text/plain")
+
+    @blueprint.post(path, endpoint="receive")
+    def receive() -> Response:
+        received_at = time.monotonic()
+        missing = _missing(_SIGNED_ARGS)
+        if missing:
+            return _reject(400, f"missing query parameters: {', '.join(missing)}")
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            limit = current_app.config["WECOM_MAX_BODY"]
+            return _reject(413, f"body larger than {limit} bytes (WECOM_MAX_BODY)")
+        if not body:
+            return _reject(400, "empty body")
+        service = current_app.extensions["wecom"]
+        endpoint = service.endpoints[endpoint_name]
+        try:
+            plain = endpoint.crypto.decrypt_callback(
+                body,
+                request.args["msg_signature"],
+                request.args["timestamp"],
+                request.args["nonce"],
+            )
+            message = service.parse(plain)
+        except WeComError as exc:
+            return _reject(min(exc.http_status, 499), exc.detail, exc.code)
+        try:
+            reply_xml = service.respond(endpoint, message, received_at)
+        except Exception:
+            # The store could not record the message: not accepted, so WeCom must retry it.
+            log.exception("could not accept a callback on endpoint %s", endpoint_name)
+            return Response("temporarily unavailable\n", status=503, mimetype="text/plain")
+        if reply_xml is None:
+            return Response(b"", status=200, mimetype="text/plain")
+        return Response(reply_xml, status=200, mimetype="application/xml")
+
+    return blueprint
+
+
+health_blueprint = Blueprint("health", __name__)
+
+
+@health_blueprint.get("/healthz")
+def healthz() -> Response:
+    status, body = current_app.extensions["wecom"].health()
+    return Response(body, status=status, mimetype="application/json")
