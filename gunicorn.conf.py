@@ -7,8 +7,18 @@ setting names it does not know.
 import multiprocessing
 import os
 
-# Where to listen. PORT is what most platforms set; GUNICORN_BIND wins when given.
-bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+from app.web.serving import default_bind, preflight
+
+# Build the app once in a child process before forking: a bad setting stops here with one line
+# naming it, and the start-up summary is printed once (not once per worker).
+_checked = preflight()
+
+# Where to listen. PORT is what most platforms set; GUNICORN_BIND wins when given. The development
+# profile (public test keys) listens on 127.0.0.1 unless a bind is given.
+bind = default_bind(_checked.development_profile)
+
+# One log format for gunicorn's lines and the service's.
+logger_class = "app.web.serving.GunicornLogger"
 
 # gevent workers: a handler blocked on a business API or an LLM yields to the other requests.
 # For this service both gevent classes measure alike (bench/: p99 100 ms vs 98 ms, one worker, 64

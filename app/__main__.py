@@ -1,12 +1,14 @@
 """``python -m app``: start the production server, the guide's way, or run a ``flask`` command.
 
 python -m app -p=8000 -t=TOKEN -c=CORPID -a=ENCODING_AES_KEY   # gunicorn with gevent workers
+python -m app --check                                           # check the settings, then exit
 python -m app simulate text 你好                                # any `flask` command
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -32,7 +34,11 @@ def parse_serve_args(argv: list[str]) -> argparse.Namespace:
         dest="aes_key",
         help="EncodingAESKey, 43 characters (the guide calls it -a)",
     )
-    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="address to bind (default 0.0.0.0; 127.0.0.1 for the development profile)",
+    )
     parser.add_argument("-w", "--workers", type=int, help="gunicorn worker processes")
     args = parser.parse_args(argv)
     if args.port is not None and not 0 < args.port < 65536:
@@ -47,20 +53,13 @@ def serve(argv: list[str]) -> int:
         value = getattr(args, attr)
         if value is not None:
             env[setting] = value
-    port = args.port or int(env.get("PORT", "8000"))
-    env["GUNICORN_BIND"] = f"{args.host}:{port}"
+    if args.port is not None:
+        env["PORT"] = str(args.port)
+    if args.host is not None:
+        env["GUNICORN_BIND"] = f"{args.host}:{env.get('PORT', '8000')}"
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
-
-    # Check the settings here, so a bad one stops us with a message naming it, before gunicorn.
-    os.environ.update(env)
-    from . import SettingError, create_app
-
-    try:
-        create_app()
-    except SettingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # gunicorn.conf.py checks the settings before forking (a bad one exits 2, naming it).
     command = [
         sys.executable, "-m", "gunicorn",
         "--chdir", str(PROJECT_ROOT),
@@ -73,8 +72,27 @@ def serve(argv: list[str]) -> int:
     return 0  # not reached
 
 
+def check() -> int:
+    """Build the app once: log the start-up summary and print ``{"development_profile": …}``,
+    or print the one line that names a bad setting and return 2 (gunicorn's preflight)."""
+    from . import SettingError, create_app, load_settings
+    from .web.startup import log_summary
+
+    try:
+        settings = load_settings()
+        create_app(settings)
+    except SettingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    log_summary(settings, loud=True)
+    print(json.dumps({"development_profile": settings.development_profile}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--check"]:
+        return check()
     if not argv or (argv[0].startswith("-") and argv[0] not in ("--help", "-h", "--version")):
         return serve(argv)
     if argv[0] in ("-h", "--help") and len(argv) == 1:

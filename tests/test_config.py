@@ -1,8 +1,10 @@
 import json
+import logging
 
 import pytest
 
 from app import SettingError, create_app
+from app.web.startup import summary
 from tests.conftest import AES_KEY, BASE_CONFIG, CORP_ID, TOKEN
 
 
@@ -60,11 +62,12 @@ def test_explicit_mapping_wins_over_environment(monkeypatch):
     assert app.extensions["wecom"].endpoints["app"].settings.token == "frommapping"
 
 
-def test_nothing_configured_starts_the_labelled_development_profile(caplog):
+def test_nothing_configured_starts_the_labelled_development_profile():
     app = create_app({"WECOM_STORE": "memory://"})
     service = app.extensions["wecom"]
     assert service.dev_profile
-    assert "DEVELOPMENT PROFILE" in caplog.text
+    warnings = [line for level, line in summary(service.settings) if level == logging.WARNING]
+    assert any(line.startswith("DEVELOPMENT PROFILE") for line in warnings)
     response = app.test_client().get("/healthz")
     assert response.json["development_profile"] is True
 

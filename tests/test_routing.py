@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from app.routing import NEXT, Router, load_router
+from app.routing import NEXT, Router
+from app.routing.loading import HandlerModuleError, load_router
 
 
 def text(content: str) -> dict:
@@ -78,7 +79,7 @@ def test_custom_matcher():
 
 
 def test_load_router_from_module_with_router_attribute():
-    router = load_router("app.handlers.demo")
+    router = load_router("app.handlers.demo", Router)
     assert router.dispatch(text("你好")) == "你好,这是测试机器人"
     assert router.dispatch(text("echo me")) == "echo me"
     assert router.dispatch({"MsgType": "image"}) == "收到图片"
@@ -90,21 +91,21 @@ def test_load_router_with_register_function(tmp_path, monkeypatch):
         "def register(router):\n    router.default(lambda m: 'registered')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert load_router("mybot_register").dispatch(text("x")) == "registered"
+    assert load_router("mybot_register", Router).dispatch(text("x")) == "registered"
 
 
 def test_load_router_rejects_module_without_router(tmp_path, monkeypatch):
     (tmp_path / "mybot_empty.py").write_text("x = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(TypeError, match="mybot_empty"):
-        load_router("mybot_empty")
+    with pytest.raises(HandlerModuleError, match="mybot_empty"):
+        load_router("mybot_empty", Router)
 
 
 GEVENT_TIME_LIMIT = """
 from gevent import monkey
 monkey.patch_all()
 import time
-from app.routing.app_router import HandlerTimeout, dispatch_with_time_limit
+from app.routing import HandlerTimeout, dispatch_with_time_limit
 
 def slow(message):
     time.sleep(5)
@@ -139,6 +140,6 @@ def test_handler_past_its_time_limit_is_interrupted_under_gevent():
 
 
 def test_time_limit_is_not_applied_without_gevent():
-    from app.routing.app_router import dispatch_with_time_limit
+    from app.routing import dispatch_with_time_limit
 
     assert dispatch_with_time_limit(lambda m: "ok", {}, 0.001) == "ok"

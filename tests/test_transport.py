@@ -187,7 +187,7 @@ def test_wrong_receiveid_on_post_is_403(client, caplog):
 
 
 def test_oversized_body_is_413(client, app):
-    limit = app.config["WECOM_MAX_BODY"]
+    limit = app.extensions["wecom"].settings.max_body
     response = client.post("/", query_string=signed("x"), data=b"<xml>" + b"a" * limit + b"</xml>")
     assert response.status_code == 413
 

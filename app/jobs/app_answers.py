@@ -10,8 +10,8 @@ from typing import Any
 from app.infra.api.client import WeComClient
 from app.infra.store import Job
 from app.jobs.outbox import DeliveryError
-from app.routing.app_router import dispatch_with_time_limit
 from app.routing.endpoints import Endpoint
+from app.routing.time_limit import dispatch_with_time_limit
 from app.wecom import Reply, TextReply, split_utf8, to_reply
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from typing import Any
 
 from app.infra.store import JobState, Store
 from app.jobs.app_answers import outbox_entry, run_handler
-from app.jobs.outbox import BackgroundLoop, Outbox
+from app.jobs.leases import LeaseKeeper
+from app.jobs.outbox import Outbox
 from app.routing.endpoints import Endpoint
 from app.wecom import Reply, dedup_key
 
@@ -50,28 +51,41 @@ class DeadlineResponder:
     def __init__(
         self,
         store: Store,
-        loop: BackgroundLoop,
+        loop: LeaseKeeper,
         outbox: Outbox,
         deadline: float,
-        render: Callable[[Endpoint, dict[str, Any], Reply], str],
-        encrypt: Callable[[Endpoint, str], str],
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.loop = loop
         self.outbox = outbox
         self.deadline = deadline
-        self.render = render  # reply -> plaintext reply XML
-        self.encrypt = encrypt  # plaintext reply XML -> encrypted envelope
-        self.clock = clock
-        self._local: dict[str, _Run] = {}  # runs of this process, for retries that land here
+        self.clock = clock  # wall time, for the store's records
+        self.monotonic = monotonic  # for the budget: ``received_at`` comes from this clock
+        #: Handler runs of this process by job key, so a retry landing here waits on the event.
+        self._runs_here: dict[str, _Run] = {}
 
     @staticmethod
     def job_key(endpoint: Endpoint, message: dict[str, Any]) -> str:
         return f"{endpoint.name}:{dedup_key(message)}"
 
     def remaining(self, received_at: float) -> float:
-        return max(self.deadline - (time.monotonic() - received_at), 0.0)
+        """Seconds left of the budget of a callback that arrived at ``received_at``."""
+        return max(self.deadline - (self.monotonic() - received_at), 0.0)
+
+    @staticmethod
+    def render(endpoint: Endpoint, message: dict[str, Any], reply: Reply) -> str:
+        """The plaintext passive reply XML, addressed back to the message's sender."""
+        return reply.render(
+            to_user=str(message.get("FromUserName", "")),
+            from_user=endpoint.receive_id or str(message.get("ToUserName", "")),
+            create_time=int(time.time()),
+        )
+
+    @staticmethod
+    def encrypt(endpoint: Endpoint, plain: str) -> str:
+        return endpoint.crypto.encrypt_reply(plain)
 
     def respond(
         self, endpoint: Endpoint, message: dict[str, Any], received_at: float
@@ -87,7 +101,7 @@ class DeadlineResponder:
             return self._answer_retry(endpoint, key, received_at)
 
         run = _Run()
-        self._local[key] = run
+        self._runs_here[key] = run
         self.loop.hold(key)
         threading.Thread(
             target=self._execute,
@@ -115,7 +129,7 @@ class DeadlineResponder:
         try:
             return self._answer_in_time(endpoint, key, message, run)
         finally:
-            self._local.pop(key, None)
+            self._runs_here.pop(key, None)
             self.loop.release(key)
 
     def _execute(self, key: str, endpoint: Endpoint, message: dict[str, Any], run: _Run) -> None:
@@ -138,11 +152,11 @@ class DeadlineResponder:
         if not late:
             return
         try:
-            self.outbox.finish_late(key, None if error else outbox_entry(message, reply), error)
+            self.outbox.finish(key, None if error else outbox_entry(message, reply), error)
         except Exception:
             log.exception("could not record the late answer of %s; recovery will retry", key)
         finally:
-            self._local.pop(key, None)
+            self._runs_here.pop(key, None)
             self.loop.release(key)
 
     def _answer_in_time(
@@ -193,7 +207,7 @@ class DeadlineResponder:
         return self.encrypt(endpoint, plain)
 
     def _answer_retry(self, endpoint: Endpoint, key: str, received_at: float) -> str | None:
-        local = self._local.get(key)
+        local = self._runs_here.get(key)
         while True:
             job = self.store.get_job(key)
             if job is None:  # purged long ago: a very late retry; nothing to add

@@ -25,9 +25,9 @@ from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
 from app.infra.store import Job, JobState, Store
 from app.jobs.outbox import DeliveryError
-from app.routing.app_router import dispatch_with_time_limit
-from app.routing.kf_router import CUSTOMER, event_type, has_welcome_code, origin_of
+from app.routing.time_limit import dispatch_with_time_limit
 from app.wecom import split_utf8, truncate_utf8
+from app.wecom.kf_items import CUSTOMER, event_type, has_welcome_code, origin_of
 from app.wecom.kf_messages import TEXT_LIMIT, KfMessage, to_kf_messages
 
 if TYPE_CHECKING:

@@ -44,8 +44,10 @@ from app.infra.api.errors import WeComAPIError
 from app.infra.store import Store
 from app.jobs.kf_answers import KfAnswers, is_own_msgid, job_key, recipient
 from app.jobs.lanes import Lanes
-from app.jobs.outbox import BackgroundLoop, Outbox, Ticker
-from app.routing.kf_router import CUSTOMER, EVENT, event_type, has_welcome_code, origin_of
+from app.jobs.leases import LeaseKeeper
+from app.jobs.outbox import Outbox
+from app.jobs.ticker import Ticker
+from app.wecom.kf_items import CUSTOMER, EVENT, event_type, has_welcome_code, origin_of
 
 if TYPE_CHECKING:
     from app.routing.endpoints import Endpoint
@@ -152,7 +154,7 @@ class KfPuller:
     def __init__(
         self,
         store: Store,
-        loop: BackgroundLoop,
+        loop: LeaseKeeper,
         outbox: Outbox,
         answers: KfAnswers,
         endpoints: dict[str, Endpoint],
@@ -475,9 +477,9 @@ class KfPuller:
                     message.get("msgtype"),
                     event_type(message) or "-",
                 )
-                self.outbox.finish_late(key, None, f"handler raised {type(exc).__name__}: {exc}")
+                self.outbox.finish(key, None, f"handler raised {type(exc).__name__}: {exc}")
             else:
-                self.outbox.finish_late(key, entry)
+                self.outbox.finish(key, entry)
         except Exception:
             log.exception("could not record the answer of %s; recovery will finish it", key)
         finally:

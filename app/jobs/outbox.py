@@ -16,11 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -29,15 +25,7 @@ from app.infra.store import Job, JobState, Store
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 30.0
-SWEEP_SECONDS = 1.0
-RETENTION_SECONDS = 24 * 3600.0
 _UNFINISHED = (JobState.RUNNING, JobState.DEFERRED)
-
-
-def new_owner_id() -> str:
-    """Names this process in leases: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def retry_delay(attempts: int) -> float:
@@ -48,8 +36,8 @@ class DeliveryError(Exception):
     """Delivery cannot even be attempted (no secret configured, unknown endpoint)."""
 
 
-class Kind(Protocol):
-    """What a kind of job ("app", "kf") needs from its module."""
+class AnswerKind(Protocol):
+    """What a kind of job ("app", "kf") needs from its module: how to answer, how to send."""
 
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Run the handler for a stored job payload; return the outbox entry, None for no answer.
@@ -66,7 +54,7 @@ class Outbox:
         self,
         store: Store,
         owner: str,
-        kinds: dict[str, Kind],
+        kinds: dict[str, AnswerKind],
         max_attempts: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -76,11 +64,10 @@ class Outbox:
         self.max_attempts = max_attempts
         self.clock = clock
 
-    def finish_late(
-        self, key: str, entry: dict[str, Any] | None, error: str | None = None
-    ) -> JobState:
+    def finish(self, key: str, entry: dict[str, Any] | None, error: str | None = None) -> JobState:
         """The handler of a job we own (RUNNING, or DEFERRED past its reply deadline) has
-        finished: deliver its answer, or record that there is none or that the handler failed."""
+        finished and its answer goes through the API: deliver it, or record that there is none
+        or that the handler failed. Every 微信客服 answer comes here; an app's only when late."""
         now = self.clock()
         if error is not None:
             log.error("job %s recorded as failed: %s", key, error)
@@ -135,8 +122,8 @@ class Outbox:
             entry = kind.answer(json.loads(job.payload))
         except Exception as exc:
             log.exception("handler failed again while recovering %s", job.key)
-            return self.finish_late(job.key, None, f"handler raised {type(exc).__name__}: {exc}")
-        return self.finish_late(job.key, entry)
+            return self.finish(job.key, None, f"handler raised {type(exc).__name__}: {exc}")
+        return self.finish(job.key, entry)
 
     def deliver(self, job: Job) -> JobState:
         """Send what is left of ``job``'s answer; the job must be OUTBOX and owned by us."""
@@ -208,126 +195,3 @@ class Outbox:
         )
         if not changed:
             log.warning("job %s changed hands during delivery", job.key)
-
-
-class Ticker:
-    """A daemon thread (a greenlet under gevent) calling ``tick`` every ``interval`` seconds, first
-    at once, until stopped; a failing tick is logged and the next one runs as usual."""
-
-    def __init__(self, name: str, interval: float, tick: Callable[[], None]) -> None:
-        self.name = name
-        self.interval = interval
-        self.tick = tick
-        self.stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self.stopping.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("%s: iteration failed; continuing", self.name)
-            self.stopping.wait(self.interval)
-
-
-class BackgroundLoop:
-    """Per worker process: renews the leases of work in progress, takes over work whose lease
-    ran out (a dead worker, a retry that is due), and purges old finished jobs."""
-
-    def __init__(
-        self,
-        store: Store,
-        owner: str,
-        recover: Callable[[Job], None],
-        lease_seconds: float = LEASE_SECONDS,
-        sweep_seconds: float = SWEEP_SECONDS,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.store = store
-        self.owner = owner
-        self.recover = recover
-        self.lease_seconds = lease_seconds
-        self.sweep_seconds = sweep_seconds
-        self.clock = clock
-        self.held: set[str] = set()  # keys of jobs this process is working on
-        self._held_lock = threading.Lock()
-        self._ticker = Ticker("wecom-background", sweep_seconds, self._tick)
-        self._last_renew = 0.0
-        self._last_purge = 0.0
-
-    # -- the set of jobs this process works on -----------------------------------------------
-    def hold(self, key: str) -> None:
-        with self._held_lock:
-            self.held.add(key)
-
-    def release(self, key: str) -> None:
-        with self._held_lock:
-            self.held.discard(key)
-
-    def lease_until(self) -> float:
-        return self.clock() + self.lease_seconds
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._ticker.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._ticker.stop(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._ticker.running
-
-    def _tick(self) -> None:
-        now = self.clock()
-        if now - self._last_renew >= self.lease_seconds / 3:
-            self.renew()
-            self._last_renew = now
-        self.sweep()
-        if now - self._last_purge > 3600:
-            self.store.purge_jobs(now - RETENTION_SECONDS)
-            self._last_purge = now
-
-    def renew(self) -> None:
-        with self._held_lock:
-            keys = list(self.held)
-        if keys:
-            self.store.renew_leases(self.owner, keys, self.lease_until())
-
-    def sweep(self, limit: int = 20) -> int:
-        """Take over expired work and start it; returns how many jobs were taken."""
-        jobs = self.store.claim_expired(self.owner, self.clock(), self.lease_until(), limit)
-        for job in jobs:
-            self.hold(job.key)
-            threading.Thread(
-                target=self._recover_one, args=(job,), daemon=True, name=f"wecom-recover-{job.key}"
-            ).start()
-        return len(jobs)
-
-    def _recover_one(self, job: Job) -> None:
-        try:
-            if job.state != JobState.OUTBOX:
-                log.warning(
-                    "taking over %s (%s, its worker stopped or died)", job.key, job.state.value
-                )
-            self.recover(job)
-        except Exception:
-            log.exception("recovery of %s failed", job.key)
-        finally:
-            self.release(job.key)

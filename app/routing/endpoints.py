@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.routing.app_router import Router, load_router
-from app.routing.forward import Forwarder, forwarding_router
-from app.routing.kf_router import KfRouter, forwarding_kf_router, load_kf_router
-from app.settings import EndpointSettings
+from app.routing.app_router import Router
+from app.routing.forward import Forwarder, forwarding_kf_router, forwarding_router
+from app.routing.kf_router import KfRouter
+from app.routing.loading import HandlerModuleError, load_router
+from app.settings import EndpointSettings, ForwardSettings, SettingError
 from app.wecom import CallbackCrypto
 
 
@@ -15,9 +16,10 @@ from app.wecom import CallbackCrypto
 class Endpoint:
     settings: EndpointSettings
     crypto: CallbackCrypto
+    #: Answers the endpoint's own messages (empty on a 微信客服 endpoint: only doorbells arrive).
     router: Router
-    #: Handles 微信客服 items pulled after a kf_msg_or_event doorbell on this endpoint.
-    kf_router: KfRouter | None = None
+    #: Answers 微信客服 items pulled after a kf_msg_or_event doorbell on this endpoint.
+    kf_router: KfRouter
     #: Seconds a handler may run before its job is recorded as failed (WECOM_HANDLER_TIMEOUT).
     handler_timeout: float = 600.0
 
@@ -32,31 +34,50 @@ class Endpoint:
 
 def build_endpoint(
     settings: EndpointSettings,
-    default_handlers: str,
-    forwarder: Forwarder | None = None,
+    forward: ForwardSettings | None = None,
     *,
-    kf_handlers: str = "",
     kf_welcome: str = "",
+    handler_timeout: float = 600.0,
 ) -> Endpoint:
-    """``forwarder`` (from WECOM_FORWARD_URL) serves every endpoint that names no handler module
-    of its own; the single-app endpoint's WECOM_HANDLERS counts as its default.
+    """Load the endpoint's handler modules (an empty module name means the forwarder answers).
 
-    Every endpoint gets a kf router (a kf_msg_or_event may also arrive on an app's endpoint): a
-    kf endpoint's own handlers, else WECOM_KF_HANDLERS (``kf_handlers``), else the forwarder, else
-    the kf demo. A kf endpoint's app router is empty: its callbacks are only doorbells."""
+    A module that cannot be imported or offers no router is a :class:`SettingError` naming the
+    setting that named it.
+    """
     crypto = CallbackCrypto(settings.token, settings.aes_key, settings.receive_id)
     if settings.kind == "kf":
         router = Router()
-        kf_module = settings.handlers or kf_handlers
+    elif settings.handlers:
+        router = _load(settings.handlers, Router, settings.handlers_setting)
     else:
-        own_handlers = settings.handlers if settings.name != "app" else ""
-        if forwarder is not None and not own_handlers:
-            router = forwarding_router(forwarder)
-        else:
-            router = load_router(settings.handlers or default_handlers)
-        kf_module = kf_handlers
-    if forwarder is not None and not kf_module:
-        kf_router = forwarding_kf_router(forwarder, kf_welcome)
+        router = forwarding_router(_forwarder(forward))
+    if settings.kf_handlers:
+        kf_module = _load(settings.kf_handlers, KfRouter, settings.kf_handlers_setting)
+        kf_router = kf_module.with_welcome(kf_welcome)
     else:
-        kf_router = load_kf_router(kf_module, kf_welcome)
-    return Endpoint(settings=settings, crypto=crypto, router=router, kf_router=kf_router)
+        kf_router = forwarding_kf_router(_forward_settings(forward), kf_welcome)
+    return Endpoint(
+        settings=settings,
+        crypto=crypto,
+        router=router,
+        kf_router=kf_router,
+        handler_timeout=handler_timeout,
+    )
+
+
+def _load(module: str, router_class: type, setting: str):
+    try:
+        return load_router(module, router_class)
+    except HandlerModuleError as exc:
+        raise SettingError(setting, str(exc)) from None
+
+
+def _forward_settings(forward: ForwardSettings | None) -> ForwardSettings:
+    if forward is None:  # the settings resolve an empty module name only when forwarding
+        raise SettingError("WECOM_FORWARD_URL", "an endpoint forwards but no URL is set")
+    return forward
+
+
+def _forwarder(forward: ForwardSettings | None) -> Forwarder:
+    settings = _forward_settings(forward)
+    return Forwarder(settings.url, settings.timeout, settings.fallback)

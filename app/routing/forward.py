@@ -18,8 +18,14 @@ from typing import Any
 import requests
 
 from app.routing.app_router import Router
+from app.routing.kf_router import KfRouter
+from app.settings import ForwardSettings
 
 log = logging.getLogger(__name__)
+
+
+#: Forwarded kf items carry this field, so one backend can serve apps and 微信客服.
+KF_SOURCE = {"source": "kf"}
 
 
 class Forwarder:
@@ -85,4 +91,17 @@ def forwarding_router(forwarder: Forwarder) -> Router:
     """A router that sends every message and event to the backend."""
     router = Router()
     router.default(forwarder)
+    return router
+
+
+def forwarding_kf_router(settings: ForwardSettings, welcome: str = "") -> KfRouter:
+    """Every customer message and event goes to the backend, as the kf item plus
+    ``"source": "kf"``; the backend's answer is sent like a handler's. When the backend fails, a
+    customer gets the fallback text as for an app, but an event gets no answer. ``welcome``
+    (WECOM_KF_WELCOME) answers enter_session before the backend is asked."""
+    messages = Forwarder(settings.url, settings.timeout, settings.fallback, KF_SOURCE)
+    events = Forwarder(settings.url, settings.timeout, "", KF_SOURCE)
+    router = KfRouter().with_welcome(welcome)
+    router.on(lambda message: True, "message")(messages)
+    router.on(lambda message: True, "event")(events)
     return router

@@ -1,6 +1,6 @@
 """The HTTP side of a callback endpoint: query arguments and body in, bytes and status out.
 
-Everything WeCom-specific happens in :mod:`app.wecom` (crypto, XML) and :mod:`app.web.extension`
+Everything WeCom-specific happens in :mod:`app.wecom` (crypto, XML) and :mod:`app.jobs`
 (routing, deadlines, delivery); this blueprint only moves bytes and headers and turns protocol
 errors into a 4xx with a short reason and one log line.
 """
@@ -13,7 +13,7 @@ import time
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.wecom import WeComError
+from app.wecom import WeComError, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
         try:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:
-            limit = current_app.config["WECOM_MAX_BODY"]
+            limit = current_app.extensions["wecom"].settings.max_body
             return _reject(413, f"body larger than {limit} bytes (WECOM_MAX_BODY)")
         if not body:
             return _reject(400, "empty body")
@@ -82,11 +82,11 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
                 request.args["timestamp"],
                 request.args["nonce"],
             )
-            message = service.parse(plain)
+            message = parse_message(plain)
         except WeComError as exc:
             return _reject(min(exc.http_status, 499), exc.detail, exc.code)
         try:
-            reply_xml = service.respond(endpoint, message, received_at)
+            reply_xml = service.engine.respond(endpoint, message, received_at)
         except Exception:
             # The store could not record the message: not accepted, so WeCom must retry it.
             log.exception("could not accept a callback on endpoint %s", endpoint_name)
@@ -96,12 +96,3 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
         return Response(reply_xml, status=200, mimetype="application/xml")
 
     return blueprint
-
-
-health_blueprint = Blueprint("health", __name__)
-
-
-@health_blueprint.get("/healthz")
-def healthz() -> Response:
-    status, body = current_app.extensions["wecom"].health()
-    return Response(body, status=status, mimetype="application/json")

@@ -8,7 +8,7 @@ import types
 import pytest
 
 from app.kf import NEXT, KfRouter
-from app.routing.kf_router import load_kf_router
+from app.routing.loading import HandlerModuleError, load_router
 
 
 def customer(content: str = "", **fields) -> dict:
@@ -104,7 +104,7 @@ def test_loader_adds_the_welcome_after_the_module_rules(monkeypatch):
         return "mine" if message["event"].get("scene") == "vip" else NEXT
 
     monkeypatch.setitem(__import__("sys").modules, module.__name__, module)
-    router = load_kf_router(module.__name__, welcome="欢迎")
+    router = load_router(module.__name__, KfRouter).with_welcome("欢迎")
     assert router.dispatch(event("enter_session", welcome_code="C", scene="vip")) == "mine"
     assert router.dispatch(event("enter_session", welcome_code="C")) == "欢迎"
     assert router.dispatch(event("enter_session")) is None  # no code: no welcome
@@ -115,19 +115,19 @@ def test_loader_with_register_and_errors(monkeypatch):
     module = types.ModuleType("kf_register_for_test")
     module.register = lambda router: router.text()(lambda message: "registered")
     monkeypatch.setitem(__import__("sys").modules, module.__name__, module)
-    assert load_kf_router(module.__name__).dispatch(customer("x")) == "registered"
+    assert load_router(module.__name__, KfRouter).dispatch(customer("x")) == "registered"
     empty = types.ModuleType("kf_empty_for_test")
     monkeypatch.setitem(__import__("sys").modules, empty.__name__, empty)
-    with pytest.raises(TypeError, match="neither"):
-        load_kf_router(empty.__name__)
+    with pytest.raises(HandlerModuleError, match="neither"):
+        load_router(empty.__name__, KfRouter)
 
 
 def test_demo():
-    demo = load_kf_router("")
+    demo = load_router("app.handlers.kf_demo", KfRouter)
     assert demo.dispatch(customer("你好")) == "你好,这是测试机器人"
     assert demo.dispatch(customer("随便")) == "随便"
     assert demo.dispatch(customer(msgtype="image", image={"media_id": "M"})) == "收到图片"
     assert demo.dispatch(event("enter_session", welcome_code="C")) is None
-    welcoming = load_kf_router("", welcome="欢迎光临")
+    welcoming = demo.with_welcome("欢迎光临")
     assert welcoming.dispatch(event("enter_session", welcome_code="C")) == "欢迎光临"
     assert welcoming.dispatch(event("msg_send_fail", fail_type=6)) is None

@@ -107,7 +107,7 @@ def converse(
 
 
 def _fake_option(fake_url: str | None) -> FakeWeComControl:
-    url = fake_url or str(current_app.config.get("WECOM_API_BASE") or "")
+    url = fake_url or current_app.extensions["wecom"].settings.api_base
     try:
         return FakeWeComControl(url)
     except ValueError as exc:

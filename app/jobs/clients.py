@@ -1,0 +1,71 @@
+"""The WeCom API clients of one worker process: one per endpoint and purpose, made on first use.
+
+All clients share the store, so every worker of every host shares one access_token per app.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from app.infra.api.client import RetryPolicy, WeComClient
+from app.infra.store import Store
+from app.routing.endpoints import Endpoint
+
+CONNECT_TIMEOUT = 3.05  # a little over a multiple of 3 s, TCP's retransmission window
+
+
+class ApiClients:
+    def __init__(self, store: Store, api_base: str, read_timeout: float) -> None:
+        self.store = store
+        self.api_base = api_base
+        self.timeout = (CONNECT_TIMEOUT, read_timeout)
+        self._clients: dict[str, WeComClient] = {}
+        self._lock = threading.Lock()
+
+    def for_app(self, endpoint: Endpoint) -> WeComClient | None:
+        """The client that sends an app's late answers; None without a secret and agent id."""
+        settings = endpoint.settings
+        if not settings.secret or not settings.agent_id:
+            return None
+        agent_id = int(settings.agent_id)
+        return self._client(f"app:{endpoint.name}", endpoint, settings.secret, agent_id, None)
+
+    def for_kf(self, endpoint: Endpoint, retrying: bool = True) -> WeComClient | None:
+        """The 微信客服 client of an endpoint (no agent id needed); None without a secret.
+
+        ``retrying=False`` tries each call once: kf sends retry by themselves, knowing which of
+        their tries may have reached WeCom (see app.jobs.kf_answers). Tokens are shared either way.
+        """
+        if not endpoint.settings.kf_secret:
+            return None
+        retry = None if retrying else RetryPolicy(attempts=1)
+        name = f"kf:{endpoint.name}:{'retrying' if retrying else 'once'}"
+        return self._client(name, endpoint, endpoint.settings.kf_secret, None, retry)
+
+    def _client(
+        self,
+        name: str,
+        endpoint: Endpoint,
+        secret: str,
+        agent_id: int | None,
+        retry: RetryPolicy | None,
+    ) -> WeComClient:
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                client = self._clients[name] = WeComClient(
+                    endpoint.receive_id,
+                    secret,
+                    self.store,
+                    agent_id=agent_id,
+                    api_base=self.api_base,
+                    timeout=self.timeout,
+                    retry=retry,
+                )
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -1,0 +1,48 @@
+"""A background loop: one daemon thread (a greenlet under gevent) calling a function regularly."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Ticker:
+    """A daemon thread (a greenlet under gevent) calling ``tick`` every ``interval`` seconds, first
+    at once, until stopped; a failing tick is logged and the next one runs as usual."""
+
+    def __init__(self, name: str, interval: float, tick: Callable[[], None]) -> None:
+        self.name = name
+        self.interval = interval
+        self.tick = tick
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the thread unless it runs already; safe to call from many requests at once."""
+        with self._start_lock:
+            if self.running:
+                return
+            self.stopping.clear()
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("%s: iteration failed; continuing", self.name)
+            self.stopping.wait(self.interval)

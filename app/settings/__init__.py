@@ -1,0 +1,162 @@
+"""One immutable, typed :class:`Settings`, built once by ``create_app`` and passed down.
+
+Where values come from, later winning: :data:`DEFAULTS`, then the ``WECOM_*`` environment
+variables (and the guide's ``T_TOKEN``/``C_TOKEN``), then the mapping passed to ``create_app``.
+:func:`load_settings` checks every value once and resolves every fallback once; a bad value
+raises :class:`SettingError` naming the setting, so start-up stops with one clear line. This
+package is the only place that reads ``os.environ`` for the service's own settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.settings import values
+from app.settings.endpoints import (
+    DEMO_HANDLERS,
+    KF_DEMO_HANDLERS,
+    EndpointSettings,
+    endpoint_settings,
+)
+from app.settings.values import SettingError
+
+#: The guide passes these to Docker; they mean the token and the corp id.
+ENV_ALIASES = {"T_TOKEN": "WECOM_TOKEN", "C_TOKEN": "WECOM_CORP_ID"}
+
+DEFAULTS: dict[str, Any] = {
+    "WECOM_PATH": "/",
+    "WECOM_MAX_BODY": 256 * 1024,
+    "WECOM_REPLY_DEADLINE": 4.0,
+    "WECOM_STORE": "sqlite:///instance/wecom-state.db",
+    "WECOM_API_BASE": "https://qyapi.weixin.qq.com/cgi-bin/",
+    "WECOM_API_TIMEOUT": 10.0,
+    "WECOM_DELIVERY_ATTEMPTS": 8,
+    "WECOM_LEASE_SECONDS": 30.0,
+    "WECOM_HANDLER_TIMEOUT": 600.0,
+    "WECOM_FORWARD_TIMEOUT": 30.0,
+    "WECOM_FORWARD_FALLBACK": "响应错误",
+    "WECOM_KF_PATH": "/kf",
+    "WECOM_KF_HISTORY_SECONDS": 600,
+    "WECOM_LOG_LEVEL": "INFO",
+}
+
+#: The development profile: fixed, public, obviously fake keys so a newcomer sees the service work.
+DEV_PROFILE = {
+    "WECOM_TOKEN": "devtoken",
+    "WECOM_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "WECOM_CORP_ID": "wwdevcorp0000000",
+}
+#: Any of these names a real app, so the development profile stays off.
+_REAL_KEYS = ("WECOM_TOKEN", "WECOM_AES_KEY", "WECOM_CORP_ID", "WECOM_ENDPOINTS", "WECOM_KF_TOKEN")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class ForwardSettings:
+    """``WECOM_FORWARD_*``: answer messages by POSTing them to a business backend."""
+
+    url: str
+    timeout: float
+    fallback: str
+
+    def __repr__(self) -> str:  # the URL may carry credentials
+        return f"ForwardSettings(timeout={self.timeout:g})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoints: tuple[EndpointSettings, ...]
+    development_profile: bool
+    corp_id: str
+    reply_deadline: float
+    max_body: int
+    store_url: str
+    api_base: str
+    api_timeout: float
+    delivery_attempts: int
+    lease_seconds: float
+    handler_timeout: float
+    kf_welcome: str
+    kf_history_seconds: int
+    log_level: str
+    forward: ForwardSettings | None = None
+
+    def endpoint(self, name: str) -> EndpointSettings:
+        for endpoint in self.endpoints:
+            if endpoint.name == name:
+                return endpoint
+        raise KeyError(name)
+
+    def __repr__(self) -> str:  # the store URL and the endpoints' keys are secrets
+        names = ", ".join(endpoint.name for endpoint in self.endpoints)
+        return f"Settings(endpoints=[{names}], development_profile={self.development_profile})"
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``WECOM_*`` variables (and the guide's aliases) found in the environment."""
+    environ = os.environ if environ is None else environ
+    found = {key: value for key, value in environ.items() if key.startswith("WECOM_")}
+    for alias, name in ENV_ALIASES.items():
+        if alias in environ and name not in found:
+            found[name] = environ[alias]
+    return found
+
+
+def uses_dev_profile(raw: Mapping[str, Any]) -> bool:
+    """True when nothing identifies a real app (or ``WECOM_DEV_PROFILE=1``)."""
+    if values.flag(raw, "WECOM_DEV_PROFILE"):
+        return True
+    return not any(values.text(raw, key) for key in _REAL_KEYS)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then the environment, then ``overrides``: checked, resolved, frozen."""
+    raw: dict[str, Any] = {**DEFAULTS, **from_environment(environ), **(overrides or {})}
+    development = uses_dev_profile(raw)
+    if development:
+        raw.update(DEV_PROFILE)
+    forward_url = values.url(raw, "WECOM_FORWARD_URL")
+    forward = None
+    if forward_url:
+        forward = ForwardSettings(
+            url=forward_url,
+            timeout=values.number(raw, "WECOM_FORWARD_TIMEOUT", float, 0.5, 600.0),
+            fallback=str(raw.get("WECOM_FORWARD_FALLBACK") or ""),
+        )
+    return Settings(
+        endpoints=endpoint_settings(raw, forwarding=forward is not None),
+        development_profile=development,
+        corp_id=values.text(raw, "WECOM_CORP_ID"),
+        reply_deadline=values.number(raw, "WECOM_REPLY_DEADLINE", float, 0.1, 4.9),
+        max_body=values.number(raw, "WECOM_MAX_BODY", int, 1024, 64 * 1024 * 1024),
+        store_url=values.text(raw, "WECOM_STORE"),
+        api_base=values.url(raw, "WECOM_API_BASE"),
+        api_timeout=values.number(raw, "WECOM_API_TIMEOUT", float, 0.5, 120.0),
+        delivery_attempts=values.number(raw, "WECOM_DELIVERY_ATTEMPTS", int, 1, 100),
+        lease_seconds=values.number(raw, "WECOM_LEASE_SECONDS", float, 1.0, 3600.0),
+        handler_timeout=values.number(raw, "WECOM_HANDLER_TIMEOUT", float, 1.0, 86400.0),
+        kf_welcome=str(raw.get("WECOM_KF_WELCOME") or ""),
+        kf_history_seconds=values.number(raw, "WECOM_KF_HISTORY_SECONDS", int, 0, 3 * 24 * 3600),
+        log_level=values.choice(raw, "WECOM_LOG_LEVEL", LOG_LEVELS),
+        forward=forward,
+    )
+
+
+__all__ = [
+    "DEFAULTS",
+    "DEMO_HANDLERS",
+    "DEV_PROFILE",
+    "KF_DEMO_HANDLERS",
+    "EndpointSettings",
+    "ForwardSettings",
+    "SettingError",
+    "Settings",
+    "from_environment",
+    "load_settings",
+]

@@ -1,0 +1,84 @@
+"""What gunicorn.conf.py uses: the preflight check in the master, the default bind, the logger.
+
+The master never imports the application (the gevent workers must patch before it is loaded, see
+``preload_app``), so the preflight builds it once in a child process: ``python -m app --check``.
+A bad setting then stops the master before it forks, with one line naming the setting, and the
+start-up summary is printed once instead of once per worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from gunicorn.glogging import Logger
+
+from app.web.logs import DATE_FORMAT, LOG_FORMAT, SERVICE_LOGGER
+
+#: Set in the master's environment once the preflight passed: a config reload skips it.
+PREFLIGHT_DONE = "WECOM_PREFLIGHT_DONE"
+PREFLIGHT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Preflight:
+    development_profile: bool = False
+
+
+def preflight() -> Preflight:
+    """Build the app once in a child process; on a bad setting print its one line and exit 2."""
+    if os.environ.get(PREFLIGHT_DONE):
+        return Preflight(development_profile=os.environ[PREFLIGHT_DONE] == "development")
+    env = dict(os.environ)
+    # The child must import what the workers will: the handler modules on gunicorn's path.
+    env["PYTHONPATH"] = os.pathsep.join(path or os.getcwd() for path in sys.path)
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--check"],
+        env=env,
+        stdout=subprocess.PIPE,
+        timeout=PREFLIGHT_TIMEOUT,
+        check=False,
+    )  # its stderr (the summary, or the one error line) goes straight to ours
+    if result.returncode != 0:
+        raise SystemExit(result.returncode)
+    try:
+        report = json.loads(result.stdout.decode("utf-8").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        report = {}
+    found = Preflight(development_profile=bool(report.get("development_profile")))
+    os.environ[PREFLIGHT_DONE] = "development" if found.development_profile else "production"
+    return found
+
+
+def default_bind(development_profile: bool, environ: dict[str, str] | None = None) -> str:
+    """``GUNICORN_BIND`` when given; else ``PORT`` (8000) on all interfaces, or on 127.0.0.1 only
+    for the development profile, whose keys are public."""
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    explicit = environ.get("GUNICORN_BIND")
+    if explicit:
+        return explicit
+    host = "127.0.0.1" if development_profile else "0.0.0.0"
+    return f"{host}:{environ.get('PORT', '8000')}"
+
+
+class GunicornLogger(Logger):
+    """gunicorn's logger with the service's format, sharing its error stream with the service's
+    own logger (``logger_class`` in gunicorn.conf.py)."""
+
+    error_fmt = LOG_FORMAT
+    datefmt = DATE_FORMAT
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        service = logging.getLogger(SERVICE_LOGGER)
+        for handler in list(service.handlers):
+            if getattr(handler, "_gunicorn", False):
+                service.removeHandler(handler)
+        for handler in self.error_log.handlers:
+            if getattr(handler, "_gunicorn", False):
+                service.addHandler(handler)
+        service.propagate = False
