@@ -8,8 +8,10 @@ python -m app simulate text 你好                                # any `flask` 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +20,39 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The guide's flags and the settings they fill. The guide labels -a "AgentId", but the value it
 # passes is the 43-character EncodingAESKey; -a keeps that meaning here.
 FLAG_SETTINGS = {"token": "WECOM_TOKEN", "corp_id": "WECOM_CORP_ID", "aes_key": "WECOM_AES_KEY"}
+
+
+#: What the service imports; an interpreter without one of these cannot run it.
+REQUIRED_MODULES = ("flask", "gunicorn", "gevent", "Crypto", "xmltodict", "requests", "tenacity")
+REEXEC_MARK = "WECOM_REEXECUTED"
+
+
+def ensure_dependencies(argv: list[str]) -> None:
+    """The guide runs ``python web.py …`` with whichever python3 comes first on PATH. When that
+    interpreter lacks the service's packages, continue in the project's .venv instead, creating
+    it first (scripts/bootstrap.sh) when it does not exist yet."""
+    missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    venv_python = PROJECT_ROOT / ".venv" / "bin" / "python"
+    if os.environ.get(REEXEC_MARK) or not (PROJECT_ROOT / "scripts" / "bootstrap.sh").exists():
+        sys.exit(
+            f"error: this Python ({sys.executable}) lacks {', '.join(missing)}; "
+            "install requirements.txt, or run scripts/run.sh"
+        )
+    if not venv_python.exists():
+        print("installing the service's packages into .venv (first run only)…", file=sys.stderr)
+    # Quick when .venv is up to date: bootstrap.sh installs only when requirements.txt changed.
+    subprocess.run(
+        [str(PROJECT_ROOT / "scripts" / "bootstrap.sh")],
+        env={**os.environ, "PYTHON": sys.executable},
+        stdout=sys.stderr,
+        check=True,
+    )
+    os.environ[REEXEC_MARK] = "1"
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *([path] if path else [])])
+    os.execv(str(venv_python), [str(venv_python), "-m", "app", *argv])
 
 
 def parse_serve_args(argv: list[str]) -> argparse.Namespace:
@@ -91,6 +126,7 @@ def check() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    ensure_dependencies(argv)
     if argv == ["--check"]:
         return check()
     if not argv or (argv[0].startswith("-") and argv[0] not in ("--help", "-h", "--version")):

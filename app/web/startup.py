@@ -16,6 +16,9 @@ from app.settings import Settings
 
 log = logging.getLogger("app.startup")
 
+#: Options of the ``flask`` command itself that take a value (``flask --app wsgi run``).
+_FLASK_OPTIONS_WITH_VALUE = frozenset({"--app", "-A", "--env-file", "-e"})
+
 
 def summary(settings: Settings) -> list[tuple[int, str]]:
     """(level, line) pairs describing the configuration, secrets left out."""
@@ -74,6 +77,15 @@ def started_by_flask_run(argv: list[str] | None = None) -> bool:
     """True in a process serving ``flask run`` (also its reloader child), where the summary is
     the start-up output; other ``flask`` commands stay quiet."""
     argv = sys.argv if argv is None else argv
-    program = os.path.basename(argv[0]) if argv else ""
-    is_flask = program == "flask" or argv[0].endswith(os.path.join("flask", "__main__.py"))
-    return is_flask and "run" in argv[1:]
+    if not argv:
+        return False
+    program = os.path.basename(argv[0])
+    if program != "flask" and not argv[0].endswith(os.path.join("flask", "__main__.py")):
+        return False
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _FLASK_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg == "run"  # the first word that is not an option is the command
+    return False
