@@ -4,6 +4,9 @@ Each object becomes ``(msgtype, payload)``; kf/send_msg carries it as ``{"msgtyp
 msgtype: payload}`` (protocol reference §8.5). Byte limits are checked on the UTF-8 encoding when
 the object is made, so a bad answer fails inside the handler's run, not later as a refused send.
 Text is the exception: a long text is split into several messages by the sender.
+
+The types and their conversions stay in one module (a little over 350 lines): :func:`from_api`
+and :func:`to_kf_messages` choose among all of them, and each type is a few lines.
 """
 
 from __future__ import annotations
