@@ -83,11 +83,9 @@ def endpoint_settings(raw: Mapping[str, Any], forwarding: bool) -> tuple[Endpoin
     corp_id = values.text(raw, "WECOM_CORP_ID")
     app_secret = values.text(raw, "WECOM_SECRET")
     kf_default = _kf_modules(raw, "", "", forwarding)
-    if values.text(raw, "WECOM_TOKEN") or values.text(raw, "WECOM_AES_KEY"):
-        token = values.token("WECOM_TOKEN", values.text(raw, "WECOM_TOKEN"))
-        key = values.aes_key("WECOM_AES_KEY", values.text(raw, "WECOM_AES_KEY"))
-        if not corp_id:
-            raise SettingError("WECOM_CORP_ID", "is required (the CorpID, used as receiveid)")
+    keys = _keys(raw, "WECOM_TOKEN", "WECOM_AES_KEY", corp_id)
+    if keys:
+        token, key = keys
         explicit = values.text(raw, "WECOM_HANDLERS")
         handlers = _handler_modules(raw, explicit, "WECOM_HANDLERS", forwarding)
         endpoints.append(
@@ -106,13 +104,10 @@ def endpoint_settings(raw: Mapping[str, Any], forwarding: bool) -> tuple[Endpoin
                 kf_secret=app_secret or values.text(raw, "WECOM_KF_SECRET"),
             )
         )
-    if values.text(raw, "WECOM_KF_TOKEN") or values.text(raw, "WECOM_KF_AES_KEY"):
-        token = values.token("WECOM_KF_TOKEN", values.text(raw, "WECOM_KF_TOKEN"))
-        key = values.aes_key("WECOM_KF_AES_KEY", values.text(raw, "WECOM_KF_AES_KEY"))
-        if not corp_id:
-            raise SettingError(
-                "WECOM_CORP_ID", "is required for 微信客服 (receiveid is the CorpID)"
-            )
+    keys = _keys(raw, "WECOM_KF_TOKEN", "WECOM_KF_AES_KEY", corp_id)
+    if keys:
+        token, key = keys
+        kf_secret = values.text(raw, "WECOM_KF_SECRET") or app_secret
         endpoints.append(
             EndpointSettings(
                 name="kf",
@@ -125,8 +120,8 @@ def endpoint_settings(raw: Mapping[str, Any], forwarding: bool) -> tuple[Endpoin
                 handlers_setting="",
                 kf_handlers=kf_default[0],
                 kf_handlers_setting=kf_default[1],
-                secret=values.text(raw, "WECOM_KF_SECRET") or app_secret,
-                kf_secret=values.text(raw, "WECOM_KF_SECRET") or app_secret,
+                secret=kf_secret,
+                kf_secret=kf_secret,
             )
         )
     endpoints.extend(_extra_endpoints(raw, corp_id, forwarding))
@@ -134,6 +129,20 @@ def endpoint_settings(raw: Mapping[str, Any], forwarding: bool) -> tuple[Endpoin
     if not endpoints:
         raise SettingError("WECOM_TOKEN", "no callback endpoint is configured")
     return tuple(endpoints)
+
+
+def _keys(
+    raw: Mapping[str, Any], token_setting: str, key_setting: str, corp_id: str
+) -> tuple[str, str] | None:
+    """(Token, EncodingAESKey) of a callback configured by these two settings, checked; None
+    when neither is set. Its receiveid is the CorpID, so that is required too."""
+    if not (values.text(raw, token_setting) or values.text(raw, key_setting)):
+        return None
+    token = values.token(token_setting, values.text(raw, token_setting))
+    key = values.aes_key(key_setting, values.text(raw, key_setting))
+    if not corp_id:
+        raise SettingError("WECOM_CORP_ID", "is required (the CorpID, used as receiveid)")
+    return token, key
 
 
 def _agent_id(setting: str, value: str) -> str:
