@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask
 
 from app import settings as settings_module
-from app.infra.api.client import RetryPolicy, WeComClient
+from app.infra.api.client import WeComClient
 from app.infra.store import Job, JobState, Store, open_store
 from app.jobs.app_answers import AppAnswers
 from app.jobs.deadline import DeadlineResponder
@@ -217,16 +217,14 @@ class CallbackService:
                 )
             return self._clients[endpoint.name]
 
-    def kf_client_for(self, endpoint: Endpoint, retrying: bool = True) -> WeComClient | None:
+    def kf_client_for(self, endpoint: Endpoint) -> WeComClient | None:
         """The 微信客服 API client of an endpoint (no agent id needed), or None without a secret.
 
-        ``retrying=False`` tries each call once: kf sends retry by themselves, knowing which of
-        their tries may have reached WeCom (see app.jobs.kf_answers). Tokens are shared either way.
-        """
+        One client per endpoint serves both the puller and the kf answers."""
         secret = endpoint.settings.secret or self.config.get("WECOM_KF_SECRET") or ""
         if not secret:
             return None
-        key = f"kf:{endpoint.name}:{'retrying' if retrying else 'once'}"
+        key = f"kf:{endpoint.name}"
         with self._clients_lock:
             if key not in self._clients:
                 self._clients[key] = WeComClient(
@@ -235,7 +233,6 @@ class CallbackService:
                     self.store,
                     api_base=self.config["WECOM_API_BASE"],
                     timeout=(3.05, self.config["WECOM_API_TIMEOUT"]),
-                    retry=None if retrying else RetryPolicy(attempts=1),
                 )
             return self._clients[key]
 
