@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from app.infra.api.client import RetryPolicy, WeComClient
+from app.infra.api.client import WeComClient
 from app.infra.store import Store
 from app.routing.endpoints import Endpoint
 
@@ -28,19 +28,14 @@ class ApiClients:
         if not settings.secret or not settings.agent_id:
             return None
         agent_id = int(settings.agent_id)
-        return self._client(f"app:{endpoint.name}", endpoint, settings.secret, agent_id, None)
+        return self._client(f"app:{endpoint.name}", endpoint, settings.secret, agent_id)
 
-    def for_kf(self, endpoint: Endpoint, retrying: bool = True) -> WeComClient | None:
-        """The 微信客服 client of an endpoint (no agent id needed); None without a secret.
-
-        ``retrying=False`` tries each call once: kf sends retry by themselves, knowing which of
-        their tries may have reached WeCom (see app.jobs.kf_answers). Tokens are shared either way.
-        """
+    def for_kf(self, endpoint: Endpoint) -> WeComClient | None:
+        """The 微信客服 client of an endpoint (no agent id needed); None without a secret. The
+        puller and the kf answers share it."""
         if not endpoint.settings.kf_secret:
             return None
-        retry = None if retrying else RetryPolicy(attempts=1)
-        name = f"kf:{endpoint.name}:{'retrying' if retrying else 'once'}"
-        return self._client(name, endpoint, endpoint.settings.kf_secret, None, retry)
+        return self._client(f"kf:{endpoint.name}", endpoint, endpoint.settings.kf_secret, None)
 
     def _client(
         self,
@@ -48,7 +43,6 @@ class ApiClients:
         endpoint: Endpoint,
         secret: str,
         agent_id: int | None,
-        retry: RetryPolicy | None,
     ) -> WeComClient:
         with self._lock:
             client = self._clients.get(name)
@@ -60,7 +54,6 @@ class ApiClients:
                     agent_id=agent_id,
                     api_base=self.api_base,
                     timeout=self.timeout,
-                    retry=retry,
                 )
             return client
 

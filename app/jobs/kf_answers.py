@@ -7,8 +7,10 @@ msgid, which it keeps unique per kf account: a repeat is refused instead of deli
 What WeCom answers to a repeated msgid is not documented; the fake answers 40058 (invalid
 parameter), and 41050 (invalid code) to a send_msg_on_event whose single-use code was used. Such
 an answer is therefore taken as "already delivered" only when an earlier try of that very message
-may have reached WeCom: a try that died with the connection, or one from before a crash (the
-message is marked in the store before it is first sent). Otherwise it is a real error.
+may have reached WeCom: a try the API client reported through its ``on_maybe_reached`` hook (the
+connection broke after the request left, a timeout, an HTTP 5xx), or one from before a crash (the
+message is marked ``maybe_sent`` in the store before it is first sent). Otherwise it is a real
+error. Retries of transient failures are the client's; the outbox retries later still.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
+from app.infra.api.retry import MaybeReached
 from app.infra.store import Job, JobState, Store
 from app.jobs.outbox import DeliveryError
 from app.routing.time_limit import dispatch_with_time_limit
@@ -51,13 +53,8 @@ MAYBE_SENT = "maybe_sent"
 #: A welcome_code is valid this long after its enter_session event (protocol reference §8.6).
 WELCOME_CODE_SECONDS = 20.0
 
-#: Tries of one send, and their bound in seconds, before the outbox's slower retries take over.
-SEND_ATTEMPTS = 4
-SEND_MAX_TIME = 20.0
-
-
-class KfClientFor(Protocol):
-    def __call__(self, endpoint: Endpoint, retrying: bool = True) -> WeComClient | None: ...
+#: The API client of an endpoint, None when it has no secret.
+KfClientFor = Callable[["Endpoint"], WeComClient | None]
 
 
 def job_key(open_kfid: str, msgid: str) -> str:
@@ -161,13 +158,11 @@ class KfAnswers:
         client_for: KfClientFor,
         store: Store,
         *,
-        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.endpoints = endpoints
         self.client_for = client_for
         self.store = store
-        self.sleep = sleep
         self.clock = clock
 
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -194,8 +189,13 @@ class KfAnswers:
         return outbox_entry(key, open_kfid, message, replies)
 
     def send(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
+        """Send one message through the client, which retries transient failures itself.
+
+        Its hook tells which tries may have reached WeCom; with one of those (or a marked try
+        from before), a repeat refusal means an earlier try got through.
+        """
         endpoint = self._endpoint(json.loads(job.payload)["endpoint"])
-        client = self.client_for(endpoint, retrying=False)
+        client = self.client_for(endpoint)
         if client is None:
             raise DeliveryError(
                 f"endpoint {endpoint.name} has no API secret (WECOM_KF_SECRET or WECOM_SECRET): "
@@ -204,34 +204,22 @@ class KfAnswers:
         earlier = bool(message.get(MAYBE_SENT))
         if not earlier:
             self._mark(job, entry, message)
-        uncertain = False
-        started = time.monotonic()
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            try:
-                self._post(client, entry, message)
+        reached: list[WeComAPIError] = []
+        try:
+            self._post(client, entry, message, reached.append)
+        except WeComAPIError as exc:
+            if (earlier or reached) and _is_repeat(exc, message):
+                log.warning(
+                    "%s: WeCom refused msgid %s as a repeat (errcode %s): an earlier try "
+                    "was delivered; not sending again",
+                    job.key,
+                    message["msgid"],
+                    exc.errcode,
+                )
                 return
-            except WeComAPIError as exc:
-                if (earlier or uncertain) and _is_repeat(exc, message):
-                    log.warning(
-                        "%s: WeCom refused msgid %s as a repeat (errcode %s): an earlier try "
-                        "was delivered; not sending again",
-                        job.key,
-                        message["msgid"],
-                        exc.errcode,
-                    )
-                    return
-                uncertain = uncertain or _may_have_arrived(exc)
-                wait = min(0.25 * 2**attempt, 4.0) * random.uniform(0.5, 1.0)
-                in_time = time.monotonic() - started + wait < SEND_MAX_TIME
-                if exc.retryable and attempt < SEND_ATTEMPTS and in_time:
-                    log.warning(
-                        "%s: kf send attempt %d failed (%s); retrying", job.key, attempt, exc
-                    )
-                    self.sleep(wait)
-                    continue
-                if not (earlier or uncertain):
-                    message.pop(MAYBE_SENT, None)  # WeCom surely did not take it
-                raise
+            if not (earlier or reached):
+                message.pop(MAYBE_SENT, None)  # WeCom surely did not take it
+            raise
 
     def _mark(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
         """Record, before the first try, that this message may reach WeCom (see the module doc).
@@ -249,14 +237,27 @@ class KfAnswers:
             raise DeliveryError(f"job {job.key} changed hands before its answer was sent")
 
     @staticmethod
-    def _post(client: WeComClient, entry: dict[str, Any], message: dict[str, Any]) -> None:
+    def _post(
+        client: WeComClient,
+        entry: dict[str, Any],
+        message: dict[str, Any],
+        on_maybe_reached: MaybeReached,
+    ) -> None:
         msgtype = message["msgtype"]
         content = message[msgtype]
+        msgid = message["msgid"]
         if message.get("code"):
-            client.kf_send_msg_on_event(message["code"], msgtype, content, msgid=message["msgid"])
+            client.kf_send_msg_on_event(
+                message["code"], msgtype, content, msgid=msgid, on_maybe_reached=on_maybe_reached
+            )
         else:
             client.kf_send_msg(
-                entry["to"], entry["open_kfid"], msgtype, content, msgid=message["msgid"]
+                entry["to"],
+                entry["open_kfid"],
+                msgtype,
+                content,
+                msgid=msgid,
+                on_maybe_reached=on_maybe_reached,
             )
 
     def _endpoint(self, name: str) -> Endpoint:
@@ -264,12 +265,6 @@ class KfAnswers:
             return self.endpoints[name]
         except KeyError:
             raise DeliveryError(f"endpoint {name!r} is no longer configured") from None
-
-
-def _may_have_arrived(exc: WeComAPIError) -> bool:
-    """A lost connection, a timeout or an HTTP 5xx from the send itself: WeCom may have taken
-    the message before the answer was lost (a WeCom errcode, by contrast, is a clear no)."""
-    return exc.retryable and exc.errcode is None and exc.api != "gettoken"
 
 
 def _is_repeat(exc: WeComAPIError, message: dict[str, Any]) -> bool:

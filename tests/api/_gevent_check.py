@@ -27,7 +27,13 @@ def main(greenlets: int = 40) -> int:
         with WeComClient(
             "wwgevent", "s", store, agent_id=7, api_base=fake.base_url, retry=retry
         ) as client:
-            jobs = [gevent.spawn(client.send_text, "u1", f"m{i}") for i in range(greenlets)]
+            jobs = [
+                gevent.spawn(
+                    client.send_message,
+                    {"touser": "u1", "msgtype": "text", "text": {"content": f"m{i}"}},
+                )
+                for i in range(greenlets)
+            ]
             gevent.joinall(jobs, timeout=30)
         ok = sum(1 for j in jobs if j.successful() and j.value["errcode"] == 0)
         result = {"ok": ok, "gettoken_calls": fake.gettoken_calls, "sent": len(fake.sent())}

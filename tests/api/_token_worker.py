@@ -27,7 +27,7 @@ def fetch_token(
         if not go.wait(60):
             results.put(("error", "never told to go", 0))
             return
-        token = client.get_access_token()
+        token = client.tokens.get_token()
         results.put(("ok", token, client.tokens.fetch_count))
     except Exception as exc:  # reported to the test process
         results.put(("error", repr(exc), 0))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -65,3 +65,12 @@ def client(fake: FakeWeCom, store: MemoryStore) -> Iterator[WeComClient]:
 def kf_client(fake: FakeWeCom, store: MemoryStore) -> Iterator[WeComClient]:
     with make_client(fake, store, secret=KF_SECRET, agent_id=None) as c:
         yield c
+
+
+def send_text(
+    client: WeComClient, touser: str | Sequence[str], content: str, **extra: Any
+) -> dict[str, Any]:
+    """A text message through message/send (``touser`` joined with ``|``)."""
+    users = touser if isinstance(touser, str) else "|".join(touser)
+    payload = {"touser": users, "msgtype": "text", "text": {"content": content}, **extra}
+    return client.send_message(payload)

@@ -207,7 +207,7 @@ def test_threads_sharing_a_store_cause_one_gettoken(
 
     def run(c: WeComClient) -> None:
         barrier.wait(10)
-        results.put(c.get_access_token())
+        results.put(c.tokens.get_token())
 
     threads = [threading.Thread(target=run, args=(c,)) for c in clients]
     for t in threads:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from app.infra.store import JobState
+from app.jobs import kf_sync
 from app.jobs.kf_answers import job_key
 from app.jobs.kf_puller import cursor_key, wake_key
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
@@ -63,7 +64,7 @@ def test_cursor_is_persisted_and_nothing_is_answered_twice(customers, service, f
 
 
 def test_pages_are_followed_while_has_more_also_over_empty_pages(customers, service, fake):
-    service.engine.puller.page_limit = 2
+    service.engine.puller.sync.page_limit = 2
     fake.fault("kf/sync_msg", "empty_page")
     customers.write(KF_A, *({"external_userid": "wm1", "text": f"m{i}"} for i in range(5)))
     wait_for(lambda: len(customers.answers()) == 5)
@@ -176,7 +177,7 @@ class TestWithHandlers:
         assert customers.texts() == ["quick", "slept 0.5", "after"]
 
     def test_order_holds_across_callbacks_and_pages(self, customers, service):
-        service.engine.puller.page_limit = 1
+        service.engine.puller.sync.page_limit = 1
         customers.write(KF_A, {"external_userid": "wm1", "text": "sleep 0.3"})
         customers.write(KF_A, {"external_userid": "wm1", "text": "second"})
         customers.write(KF_A, {"external_userid": "wm1", "text": "third"})
@@ -213,7 +214,7 @@ class TestWithHandlers:
         assert customers.answers() == []
 
     def test_msg_send_fail_is_logged(self, customers, caplog):
-        caplog.set_level(logging.WARNING, "app.jobs.kf_puller")
+        caplog.set_level(logging.WARNING, "app.jobs.kf_sync")
         event = {"event_type": "msg_send_fail", "external_userid": "wm1", "fail_msgid": "M1"}
         customers.write(KF_A, {"event": {**event, "fail_type": 6}})
         wait_for(lambda: handlers_kf.EVENTS)
@@ -263,6 +264,28 @@ def test_expired_sync_token_pulls_without_it(customers, fake):
     first, second = fake.requests("kf/sync_msg")
     assert (first["errcode"], second["errcode"]) == (95007, 0)
     assert "token" in first["body"] and "token" not in second["body"]
+
+
+def test_a_refused_cursor_starts_over_within_the_history_window(customers, service, fake):
+    service.store.set_value(cursor_key(KF_A), "%%%")  # not a cursor the fake ever gave out
+    customers.write(KF_A, {"external_userid": "wm1", "text": "recent"})
+    wait_for(lambda: customers.texts() == ["recent"])
+    first, second = fake.requests("kf/sync_msg")
+    assert (first["body"]["cursor"], first["errcode"]) == ("%%%", 50100)
+    assert "cursor" not in second["body"] and second["errcode"] == 0
+    wait_for(lambda: service.store.get_value(cursor_key(KF_A), time.time()) not in (None, "%%%"))
+
+
+def test_a_long_backlog_continues_in_the_next_round(customers, service, fake, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, "app.jobs.kf_sync")
+    monkeypatch.setattr(kf_sync, "MAX_PAGES", 2)
+    service.engine.puller.sync.page_limit = 1
+    customers.write(KF_A, *({"external_userid": "wm1", "text": f"m{i}"} for i in range(3)))
+    wait_for(lambda: customers.texts() == ["m0", "m1", "m2"])
+    assert "continues after 2 pages" in caplog.text
+    cursors = [r["body"].get("cursor") for r in fake.requests("kf/sync_msg")]
+    assert len(cursors) == 3 and cursors[0] is None
+    assert cursors[2] not in (None, cursors[1])  # the second round went on from the stored cursor
 
 
 def test_rate_limited_sync_and_send_are_retried(customers, fake):

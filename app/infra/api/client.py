@@ -4,91 +4,43 @@ Blocking ``requests`` underneath, so it is cooperative once gevent has patched t
 gunicorn gevent worker does that before the app is loaded). One client per (CorpID, secret) and
 per worker; the access_token is shared between workers through the store (see ``tokens.py``).
 
-Retries: transient failures (-1, 45009, 45033, HTTP 5xx, connection errors, timeouts) are retried
-with exponential backoff and jitter, bounded by attempts and total time. A refused token
-(40014, 42001, 41001, 40001) is invalidated, replaced, and the call retried once. Everything else
-raises at once.
+Every call goes through one retry loop (``retry.py``): transient failures are tried again within
+the :class:`RetryPolicy`. A refused token (40014, 42001, 41001, 40001) is invalidated, replaced,
+and the call tried once more. Everything else raises at once.
 
-A retry after a read timeout can repeat a request WeCom already processed. ``kf_send_msg`` always
-sends a ``msgid`` (WeCom keeps them unique per kf account) so a repeat is refused rather than
-delivered twice; ``message/send`` has no such key, pass ``enable_duplicate_check`` in the payload
-where a duplicate would hurt.
+A retry after a lost answer can repeat a request WeCom already processed. ``kf_send_msg`` takes
+a ``msgid`` (WeCom keeps them unique per kf account), so a repeat is refused rather than delivered
+twice, and its ``on_maybe_reached`` hook tells the caller which tries may have got through;
+``message/send`` has no such key, pass ``enable_duplicate_check`` in the payload where a duplicate
+would hurt.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
 
 import requests
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
-from app.infra.api.errors import (
-    WeComAPIError,
-    WeComTransportError,
-    error_for,
-    error_for_http_status,
-)
+from app.infra.api.errors import WeComAPIError, WeComTransportError
+from app.infra.api.exchange import exchange
+from app.infra.api.masking import install_log_masking, mask_url
+from app.infra.api.retry import MaybeReached, RetryPolicy, with_retries
 from app.infra.api.tokens import TokenProvider, TokenStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE: Final = "https://qyapi.weixin.qq.com/cgi-bin/"
-JSON_CONTENT_TYPE: Final = "application/json; charset=utf-8"
 
-T = TypeVar("T")
-
-_SECRET_PARAMS = re.compile(r"((?:access_token|corpsecret)=)[^&\s'\"<>)]*", re.IGNORECASE)
+_MSGID_OK = re.compile(r"[0-9A-Za-z_-]{1,32}")
 
 
-def mask_url(text: str) -> str:
-    """``text`` with the values of access_token and corpsecret replaced by ``***``."""
-    return _SECRET_PARAMS.sub(r"\1***", text)
-
-
-class MaskSecretsFilter(logging.Filter):
-    """Masks access_token/corpsecret in records of a logger we do not own.
-
-    urllib3 logs every request line at DEBUG, query string included; with DEBUG logging on,
-    that would print the secret (gettoken) and the token (every call).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = mask_url(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(mask_url(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def install_log_masking(logger_name: str = "urllib3.connectionpool") -> None:
-    """Attach :class:`MaskSecretsFilter` to ``logger_name`` once (idempotent)."""
-    target = logging.getLogger(logger_name)
-    if not any(isinstance(f, MaskSecretsFilter) for f in target.filters):
-        target.addFilter(MaskSecretsFilter())
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounds of the retry loop for transient failures."""
-
-    attempts: int = 4  # total tries, the first one included
-    max_time: float = 20.0  # seconds from the first try after which no new try starts
-    backoff: float = 0.25  # scale of the exponential wait
-    max_backoff: float = 4.0  # cap on one wait
+def is_valid_kf_msgid(msgid: str) -> bool:
+    """A kf/send_msg msgid: 1-32 characters of [0-9A-Za-z_-], unique per kf account."""
+    return bool(_MSGID_OK.fullmatch(msgid))
 
 
 class WeComClient:
@@ -150,9 +102,6 @@ class WeComClient:
         self.close()
 
     # -- generic ------------------------------------------------------------------------------
-    def get_access_token(self) -> str:
-        return self.tokens.get_token()
-
     def call(
         self,
         method: str,
@@ -160,10 +109,13 @@ class WeComClient:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        on_maybe_reached: MaybeReached | None = None,
     ) -> dict[str, Any]:
         """Call ``api`` (e.g. ``"message/send"``) with the access_token; returns the JSON answer.
 
         Raises a :class:`WeComAPIError` subclass for a non-zero errcode or a transport failure.
+        ``on_maybe_reached`` is called with the error of every try that may have reached WeCom
+        though it failed (see ``retry.py``); a WeCom errcode is never such a try.
         """
         refreshed = False
 
@@ -174,7 +126,7 @@ class WeComClient:
                 token = self.tokens.get_token()
                 query = {**(params or {}), "access_token": token}
                 try:
-                    return self._request(method, api, query, body)
+                    return self._exchange(method, api, query, body)
                 except WeComAPIError as exc:
                     if not exc.token_invalid or refreshed:
                         raise
@@ -187,7 +139,7 @@ class WeComClient:
                     self.tokens.invalidate(token)
             raise AssertionError("unreachable")  # pragma: no cover
 
-        return self._with_retries(api, attempt)
+        return with_retries(api, attempt, self.retry, self._sleep, on_maybe_reached)
 
     # -- application messages (message/send) ----------------------------------------------------
     def send_message(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,45 +155,6 @@ class WeComClient:
             body["agentid"] = self.agent_id
         return self.call("POST", "message/send", body=body)
 
-    def send_text(self, touser: str | Sequence[str], content: str, **extra: Any) -> dict[str, Any]:
-        """A text message (≤2048 UTF-8 bytes, else WeCom answers 45002)."""
-        return self._send(touser, "text", {"content": content}, extra)
-
-    def send_markdown(
-        self, touser: str | Sequence[str], content: str, **extra: Any
-    ) -> dict[str, Any]:
-        return self._send(touser, "markdown", {"content": content}, extra)
-
-    def send_image(
-        self, touser: str | Sequence[str], media_id: str, **extra: Any
-    ) -> dict[str, Any]:
-        return self._send(touser, "image", {"media_id": media_id}, extra)
-
-    def send_news(
-        self, touser: str | Sequence[str], articles: Sequence[Mapping[str, Any]], **extra: Any
-    ) -> dict[str, Any]:
-        """A news message of 1–8 articles (title, description, url, picurl)."""
-        return self._send(touser, "news", {"articles": [dict(a) for a in articles]}, extra)
-
-    def send_textcard(
-        self,
-        touser: str | Sequence[str],
-        title: str,
-        description: str,
-        url: str,
-        btntxt: str | None = None,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        card: dict[str, Any] = {"title": title, "description": description, "url": url}
-        if btntxt is not None:
-            card["btntxt"] = btntxt
-        return self._send(touser, "textcard", card, extra)
-
-    def send_template_card(
-        self, touser: str | Sequence[str], card: Mapping[str, Any], **extra: Any
-    ) -> dict[str, Any]:
-        return self._send(touser, "template_card", dict(card), extra)
-
     # -- 微信客服 (kf) --------------------------------------------------------------------------
     def kf_sync_msg(
         self,
@@ -249,7 +162,6 @@ class WeComClient:
         open_kfid: str | None,
         cursor: str | None = None,
         limit: int = 1000,
-        voice_format: int | None = None,
     ) -> dict[str, Any]:
         """One page of kf/sync_msg: ``next_cursor``, ``has_more``, ``msg_list``.
 
@@ -263,8 +175,6 @@ class WeComClient:
             body["token"] = token
         if open_kfid:
             body["open_kfid"] = open_kfid
-        if voice_format is not None:
-            body["voice_format"] = voice_format
         return self.call("POST", "kf/sync_msg", body=body)
 
     def iter_kf_sync(
@@ -276,10 +186,12 @@ class WeComClient:
         limit: int = 1000,
         max_pages: int = 100,
     ) -> Iterator[dict[str, Any]]:
-        """Yield sync_msg pages until ``has_more`` is 0, at most ``max_pages``.
+        """Yield sync_msg pages from ``cursor`` until ``has_more`` is 0, at most ``max_pages``.
 
         Keeps going over an empty ``msg_list`` while ``has_more`` is 1 (WeCom does send those).
-        Persist ``page["next_cursor"]`` after handling each page.
+        Each page is requested only after the previous one was handled, so persist
+        ``page["next_cursor"]`` before asking for the next. After ``max_pages`` the last page's
+        ``has_more`` tells whether more is waiting.
         """
         for _ in range(max_pages):
             page = self.kf_sync_msg(token, open_kfid, cursor, limit)
@@ -287,7 +199,6 @@ class WeComClient:
             cursor = page.get("next_cursor") or cursor
             if not page.get("has_more"):
                 return
-        log.warning("kf/sync_msg still has_more after %d pages; stopping this round", max_pages)
 
     def kf_send_msg(
         self,
@@ -295,155 +206,77 @@ class WeComClient:
         open_kfid: str,
         msgtype: str,
         content: Mapping[str, Any],
-        msgid: str | None = None,
+        *,
+        msgid: str,
+        on_maybe_reached: MaybeReached | None = None,
     ) -> dict[str, Any]:
         """POST kf/send_msg. ``content`` is the payload under ``msgtype``.
 
-        A ``msgid`` is generated when none is given, so a retried request cannot deliver twice.
+        ``msgid`` is the caller's: the same on every try of one message, so a retried request
+        cannot deliver twice (WeCom refuses the repeat). ``on_maybe_reached``: see :meth:`call`.
         """
-        if msgid is not None and not is_valid_kf_msgid(msgid):
+        if not is_valid_kf_msgid(msgid):
             raise ValueError("kf msgid must be 1-32 characters of [0-9A-Za-z_-]")
         body = {
             "touser": touser,
             "open_kfid": open_kfid,
-            "msgid": msgid or new_kf_msgid(),
+            "msgid": msgid,
             "msgtype": msgtype,
             msgtype: dict(content),
         }
-        return self.call("POST", "kf/send_msg", body=body)
+        return self.call("POST", "kf/send_msg", body=body, on_maybe_reached=on_maybe_reached)
 
     def kf_send_msg_on_event(
         self,
         code: str,
         msgtype: str,
         content: Mapping[str, Any],
-        msgid: str | None = None,
+        *,
+        msgid: str,
+        on_maybe_reached: MaybeReached | None = None,
     ) -> dict[str, Any]:
-        """POST kf/send_msg_on_event (welcome / closing words). ``code`` is single-use."""
-        body: dict[str, Any] = {"code": code, "msgtype": msgtype, msgtype: dict(content)}
-        if msgid:
-            body["msgid"] = msgid
-        return self.call("POST", "kf/send_msg_on_event", body=body)
-
-    def kf_account_list(self, offset: int = 0, limit: int = 100) -> dict[str, Any]:
-        """POST kf/account/list: ``account_list`` of {open_kfid, name, avatar, ...}."""
-        return self.call("POST", "kf/account/list", body={"offset": offset, "limit": limit})
+        """POST kf/send_msg_on_event (welcome / closing words). ``code`` is single-use, so a
+        repeat of a try that used it is refused. ``on_maybe_reached``: see :meth:`call`."""
+        if not is_valid_kf_msgid(msgid):
+            raise ValueError("kf msgid must be 1-32 characters of [0-9A-Za-z_-]")
+        body: dict[str, Any] = {
+            "code": code,
+            "msgid": msgid,
+            "msgtype": msgtype,
+            msgtype: dict(content),
+        }
+        return self.call(
+            "POST", "kf/send_msg_on_event", body=body, on_maybe_reached=on_maybe_reached
+        )
 
     # -- internals ----------------------------------------------------------------------------
-    def _send(
-        self,
-        touser: str | Sequence[str],
-        msgtype: str,
-        content: dict[str, Any],
-        extra: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        users = touser if isinstance(touser, str) else "|".join(touser)
-        payload: dict[str, Any] = {"touser": users, "msgtype": msgtype, msgtype: content}
-        payload.update(extra)
-        return self.send_message(payload)
-
     def _fetch_token(self) -> tuple[str, int]:
         """gettoken with retries on transient failures; config errors raise at once."""
 
         def attempt() -> tuple[str, int]:
-            data = self._request(
-                "GET", "gettoken", {"corpid": self.corp_id, "corpsecret": self._secret}, None
-            )
+            query = {"corpid": self.corp_id, "corpsecret": self._secret}
+            data = self._exchange("GET", "gettoken", query, None)
             token = data.get("access_token")
             if not isinstance(token, str) or not token:
                 raise WeComTransportError("gettoken answer has no access_token", "gettoken")
             return token, int(data.get("expires_in") or 7200)
 
-        return self._with_retries("gettoken", attempt)
+        return with_retries("gettoken", attempt, self.retry, self._sleep)
 
-    def _with_retries(self, api: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` again on transient errors of ``api`` itself.
-
-        Errors of a nested gettoken were already retried inside it and are not retried again,
-        so the total time stays bounded by the two loops, not their product.
-        """
-        policy = self.retry
-
-        def retryable(exc: BaseException) -> bool:
-            return isinstance(exc, WeComAPIError) and exc.retryable and exc.api == api
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
-                "WeCom %s attempt %d failed (%s); retrying in %.2fs",
-                api,
-                state.attempt_number,
-                exc,
-                wait,
-            )
-
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            stop=stop_after_attempt(max(policy.attempts, 1)) | stop_after_delay(policy.max_time),
-            wait=wait_random_exponential(multiplier=policy.backoff, max=policy.max_backoff),
-            sleep=self._sleep,
-            reraise=True,
-            before_sleep=before_sleep,
-        )
-        return retrying(fn)
-
-    def _request(
+    def _exchange(
         self,
         method: str,
         api: str,
         params: Mapping[str, str],
         body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        """One HTTP exchange; raises the typed error for anything but errcode 0."""
-        url = self.api_base + api
-        data = None
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            headers["Content-Type"] = JSON_CONTENT_TYPE
-        started = time.monotonic()
-        try:
-            resp = self._session.request(
-                method, url, params=params, data=data, headers=headers, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            # requests puts the full URL (token, secret) into its messages: mask, and drop the
-            # chained exception so a logged traceback cannot show it either.
-            reason = f"{type(exc).__name__}: {mask_url(str(exc))}"
-            raise WeComTransportError(reason, api) from None
-        try:
-            elapsed = time.monotonic() - started
-            log.debug(
-                "WeCom %s %s -> HTTP %s in %.3fs",
-                method,
-                mask_url(resp.url or url),
-                resp.status_code,
-                elapsed,
-            )
-            if resp.status_code != 200:
-                raise error_for_http_status(resp.status_code, api)
-            try:
-                answer = json.loads(resp.content.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                raise WeComTransportError("answer is not JSON", api, http_status=200) from None
-        finally:
-            resp.close()
-        if not isinstance(answer, dict):
-            raise WeComTransportError("answer is not a JSON object", api, http_status=200)
-        errcode = answer.get("errcode", 0)
-        if errcode:
-            raise error_for(int(errcode), str(answer.get("errmsg", "")), api)
-        return answer
+        return exchange(self._session, method, self.api_base + api, api, params, body, self.timeout)
 
 
-_MSGID_OK = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
-
-
-def new_kf_msgid() -> str:
-    """A kf/send_msg msgid: ≤32 bytes of [0-9a-zA-Z_-], unique per kf account."""
-    return uuid.uuid4().hex
-
-
-def is_valid_kf_msgid(msgid: str) -> bool:
-    return bool(_MSGID_OK.match(msgid))
+__all__ = [
+    "DEFAULT_API_BASE",
+    "RetryPolicy",
+    "WeComClient",
+    "is_valid_kf_msgid",
+    "mask_url",
+]

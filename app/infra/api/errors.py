@@ -4,6 +4,10 @@ Callers branch on the class (or the ``retryable`` / ``token_invalid`` / ``config
 ``refusal`` flags), never on ``errmsg``: WeCom says its errmsg text may change, and it carries a
 ``hint`` and ``from ip`` that differ on every call.
 
+``may_have_reached`` says whether WeCom may have acted on the request although no usable answer
+came back (the connection broke after the request left, a timeout, an HTTP 5xx): a retry of such a
+request can repeat it. A WeCom errcode is a clear answer, and so is a failure to connect.
+
 Codes and their meaning come from WeCom's global error table (doc 90313) and the 微信客服 pages
 (the team's protocol reference, ``wecom-protocol.md`` §7.5 and §8.9).
 """
@@ -59,6 +63,7 @@ class WeComAPIError(Exception):
 
     ``errcode`` is WeCom's code, or None when the failure happened below the API (HTTP status,
     connection, unparsable body). ``api`` names the endpoint, e.g. ``"message/send"``.
+    ``may_have_reached``: see the module docstring.
     """
 
     retryable: bool = False
@@ -74,11 +79,13 @@ class WeComAPIError(Exception):
         *,
         http_status: int | None = None,
         hint: str | None = None,
+        may_have_reached: bool = False,
     ) -> None:
         self.errcode = errcode
         self.errmsg = errmsg
         self.api = api
         self.http_status = http_status
+        self.may_have_reached = may_have_reached
         self.hint = hint if hint is not None else _default_hint(errcode, api)
         if errcode is not None:
             head = f"WeCom {api} failed: errcode {errcode}"
@@ -112,10 +119,23 @@ class WeComRetryableError(WeComAPIError):
 
 
 class WeComTransportError(WeComRetryableError):
-    """No usable answer: connection refused or reset, timeout, or a body that is not JSON."""
+    """No usable answer: connection refused or reset, timeout, or a body that is not JSON.
 
-    def __init__(self, errmsg: str, api: str, *, http_status: int | None = None) -> None:
-        super().__init__(None, errmsg, api, http_status=http_status)
+    ``may_have_reached`` defaults to True: only a failure known to come before the request left
+    (no connection) may say otherwise.
+    """
+
+    def __init__(
+        self,
+        errmsg: str,
+        api: str,
+        *,
+        http_status: int | None = None,
+        may_have_reached: bool = True,
+    ) -> None:
+        super().__init__(
+            None, errmsg, api, http_status=http_status, may_have_reached=may_have_reached
+        )
 
 
 class WeComTokenError(WeComAPIError):
@@ -159,7 +179,10 @@ def error_for(errcode: int, errmsg: str, api: str) -> WeComAPIError:
 
 
 def error_for_http_status(status: int, api: str) -> WeComAPIError:
-    """A non-200 HTTP answer: 5xx is transient, anything else is not."""
+    """A non-200 HTTP answer: 5xx is transient (and may come from a gateway after WeCom acted on
+    the request), anything else is not."""
     if status >= 500:
-        return WeComRetryableError(None, "server error", api, http_status=status)
+        return WeComRetryableError(
+            None, "server error", api, http_status=status, may_have_reached=True
+        )
     return WeComAPIError(None, "unexpected HTTP status", api, http_status=status)
