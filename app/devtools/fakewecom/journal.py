@@ -10,7 +10,7 @@ import collections
 import copy
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from app.devtools.fakewecom.clock import FakeClock
@@ -26,7 +26,6 @@ class Journal:
     def __init__(self, clock: FakeClock, lock: threading.RLock) -> None:
         self._clock = clock
         self._changed = threading.Condition(lock)
-        self._generation = 0  # bumped by wake_all(): waiters give up
         self._clear()
 
     def reset(self) -> None:
@@ -96,12 +95,11 @@ class Journal:
     def sent_count(self) -> int:
         return len(self._sent)
 
-    def wait_sent(self, after: int, timeout: float) -> int:
+    def wait_sent(self, after: int, timeout: float, cancelled: Callable[[], bool]) -> int:
         """Block until more than ``after`` messages were sent, ``timeout`` passes or
-        :meth:`wake_all` is called; return the number sent."""
+        ``cancelled()`` turns true (checked on every wake-up); return the number sent."""
         deadline = time.monotonic() + min(max(0.0, timeout), MAX_WAIT)
-        generation = self._generation
-        while len(self._sent) <= after and generation == self._generation:
+        while len(self._sent) <= after and not cancelled():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -109,6 +107,5 @@ class Journal:
         return len(self._sent)
 
     def wake_all(self) -> None:
-        """End every :meth:`wait_sent` now (the server is stopping)."""
-        self._generation += 1
+        """Wake every :meth:`wait_sent` so it checks ``cancelled`` (the server is stopping)."""
         self._changed.notify_all()

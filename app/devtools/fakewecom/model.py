@@ -265,10 +265,18 @@ class FakeWeComState:
         with self._lock:
             return self._journal.sent(api, after)
 
-    def wait_sent(self, after: int, timeout: float) -> int:
-        """Block until more than ``after`` messages were sent (or ``timeout``); the count."""
+    def sent_page(self, api: str | None, after: int) -> tuple[list[dict[str, Any]], int]:
+        """(the messages from position ``after`` on, optionally of one API; how many in all)."""
         with self._lock:
-            return self._journal.wait_sent(after, timeout)
+            return self._journal.sent(api, after), self._journal.sent_count
+
+    def wait_sent(
+        self, after: int, timeout: float, cancelled: Callable[[], bool] = lambda: False
+    ) -> int:
+        """Block until more than ``after`` messages were sent, ``timeout`` passes or
+        ``cancelled()`` (checked when :meth:`wake_waiters` runs); return how many were sent."""
+        with self._lock:
+            return self._journal.wait_sent(after, timeout, cancelled)
 
     def wake_waiters(self) -> None:
         """End every pending :meth:`wait_sent` (the server is stopping)."""
