@@ -36,7 +36,8 @@ Control API (JSON bodies and answers; answers carry ``errcode`` 0, or HTTP 400 +
   "wall_time", "method", "endpoint", "query", "content_type", "body", "fault", "status",
   "errcode"}]}``: every API request, logged when it arrived (the secret shown as a hash).
 * ``GET /_fake/stats`` → ``{"now", "gettoken_calls", "tokens_issued", "requests_by_endpoint",
-  "sent", "pending_faults", "kf_messages"}``
+  "sent", "pending_faults", "kf_messages", "waiting"}`` (``waiting``: long polls
+  of ``sent`` in progress)
 * ``POST /_fake/faults`` ``{"endpoint": "kf/send_msg" | "*", "count": 1, "faults": [{"kind":
   ...}]}`` (or one fault's fields inline) → ``{"pending": {endpoint: n}}``. Faults are consumed
   in order, the endpoint's own queue before the global ``"*"`` one. Kinds: ``errcode``

@@ -26,6 +26,7 @@ class Journal:
     def __init__(self, clock: FakeClock, lock: threading.RLock) -> None:
         self._clock = clock
         self._changed = threading.Condition(lock)
+        self.waiting = 0  # calls blocked in wait_sent (a test can wait for its long poll)
         self._clear()
 
     def reset(self) -> None:
@@ -99,11 +100,15 @@ class Journal:
         """Block until more than ``after`` messages were sent, ``timeout`` passes or
         ``cancelled()`` turns true (checked on every wake-up); return the number sent."""
         deadline = time.monotonic() + min(max(0.0, timeout), MAX_WAIT)
-        while len(self._sent) <= after and not cancelled():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._changed.wait(remaining)
+        self.waiting += 1
+        try:
+            while len(self._sent) <= after and not cancelled():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+        finally:
+            self.waiting -= 1
         return len(self._sent)
 
     def wake_all(self) -> None:

@@ -297,4 +297,5 @@ class FakeWeComState:
                 "sent": self._journal.sent_count,
                 "pending_faults": self._faults.pending(),
                 "kf_messages": len(self._kf.log),
+                "waiting": self._journal.waiting,
             }

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import requests
 from flask import current_app
 
 from app.devtools.fakewecom.control import FakeControl, FakeControlError
 from app.devtools.kf_conversation import answers_to, converse, describe
 from app.devtools.simulator import SimulationError, Simulator
+from app.web.cli.service_target import cannot_reach
 
 T = TypeVar("T")
 
@@ -132,5 +134,10 @@ def _run(action: Callable[[], T]) -> T:
         raise click.ClickException(str(exc)) from None
     except FakeControlError as exc:
         raise click.ClickException(f"the fake WeCom API refused: {exc}") from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot reach the service or the fake: {exc}") from None
+    except requests.RequestException as exc:  # the simulator's calls to the service
+        raise cannot_reach(exc) from None
+    except OSError as exc:  # FakeControl's calls (urllib)
+        raise click.ClickException(
+            f"cannot reach the fake WeCom API: {exc}. Start it with `flask fake-wecom` and set "
+            "WECOM_API_BASE, or pass --fake."
+        ) from None
