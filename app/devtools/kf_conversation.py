@@ -52,11 +52,13 @@ def converse(
     messages: list[dict[str, Any]],
     wait: float,
     quiet: float = QUIET_SECONDS,
+    expect: int | None = None,
 ) -> list[dict[str, Any]]:
     """Enqueue ``messages``, ring the doorbell and return the new answers to ``user``.
 
-    Returns once ``quiet`` seconds pass without a further answer after the first one, or when
-    ``wait`` seconds have passed in all (then possibly with no answer).
+    Returns as soon as ``expect`` answers arrived (when given), once ``quiet`` seconds pass
+    without a further answer after the first one, or when ``wait`` seconds have passed in all
+    (then possibly with no answer).
     """
     mark = int(fake.stats()["sent"])  # only what is sent from now on counts
     spec: dict[str, Any] = {"messages": messages}
@@ -81,4 +83,6 @@ def converse(
         if new:
             answers.extend(new)
             last_answer_at = time.monotonic()
+            if expect is not None and len(answers) >= expect:
+                break
     return answers
