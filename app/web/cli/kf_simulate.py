@@ -15,7 +15,7 @@ from flask import current_app
 from app.devtools.fakewecom.control import FakeControl, FakeControlError
 from app.devtools.kf_conversation import answers_to, converse, describe
 from app.devtools.simulator import SimulationError, Simulator
-from app.web.cli.service_target import cannot_reach
+from app.web.cli.service_target import cannot_reach, root_cause
 
 T = TypeVar("T")
 
@@ -138,6 +138,7 @@ def _run(action: Callable[[], T]) -> T:
         raise cannot_reach(exc) from None
     except OSError as exc:  # FakeControl's calls (urllib)
         raise click.ClickException(
-            f"cannot reach the fake WeCom API: {exc}. Start it with `flask fake-wecom` and set "
+            f"cannot reach the fake WeCom API: {root_cause(exc)}. Start it with `flask fake-wecom` "
+            "and set "
             "WECOM_API_BASE, or pass --fake."
         ) from None

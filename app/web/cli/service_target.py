@@ -34,5 +34,23 @@ def cannot_reach(exc: OSError) -> click.ClickException:
     target = ctx.meta.get(_META_KEY) if ctx is not None else None
     where = f" at {target.describe()}" if isinstance(target, ServiceURL) else ""
     return click.ClickException(
-        f"cannot reach the service{where}: {exc}. Pass --url or set WECOM_SIMULATE_URL."
+        f"cannot reach the service{where}: {root_cause(exc)}. Pass --url or set WECOM_SIMULATE_URL."
     )
+
+
+def root_cause(exc: BaseException) -> str:
+    """The socket-level reason ("Connection refused") under a requests/urllib3 error chain,
+    without the request URL and query that their messages repeat."""
+    current: BaseException | None = exc
+    for _ in range(8):  # requests -> urllib3 MaxRetryError -> NewConnectionError -> socket
+        if current is None:
+            break
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        reason = getattr(current, "reason", None)
+        current = (
+            reason
+            if isinstance(reason, BaseException)
+            else (current.__cause__ or current.__context__)
+        )
+    return type(exc).__name__
