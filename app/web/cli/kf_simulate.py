@@ -138,7 +138,6 @@ def _run(action: Callable[[], T]) -> T:
         raise cannot_reach(exc) from None
     except OSError as exc:  # FakeControl's calls (urllib)
         raise click.ClickException(
-            f"cannot reach the fake WeCom API: {root_cause(exc)}. Start it with `flask fake-wecom` "
-            "and set "
-            "WECOM_API_BASE, or pass --fake."
+            f"cannot reach the fake WeCom API: {root_cause(exc)}. Start it with "
+            "`flask fake-wecom` and set WECOM_API_BASE, or pass --fake."
         ) from None
