@@ -17,8 +17,9 @@ It binds the loopback interface only.
 
 Modules: ``server`` (FakeWeCom, the process runner), ``httpd`` (HTTP plumbing),
 ``control_api`` (``/_fake/``) and ``control`` (its client); ``model`` routes each API call to
-``tokens``, ``message_send``, ``kf_inbox`` or ``kf_send``, with ``faults``, ``journal`` (request
-log, sent messages) and ``clock`` beside them.
+``tokens``, ``message_send``, ``kf_inbox`` or ``kf_send`` (sharing ``kf_state``), with
+``faults``, ``journal`` (request log, sent messages) and ``clock`` beside them; ``protocol``
+holds what they share (replies, errors, JSON bodies).
 
 API served (real errcodes and answer shapes; see ``errcodes.py`` for what is confirmed):
 ``GET gettoken``, ``POST message/send``, ``POST kf/sync_msg``, ``POST kf/send_msg``,
