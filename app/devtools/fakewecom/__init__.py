@@ -12,6 +12,14 @@ In-process::
 
 As a process, ``python -m app.devtools.fakewecom --port 0 --corp-id wwcorp --secret app-secret``
 prints ``http://127.0.0.1:PORT/cgi-bin/``; steer it with :class:`FakeControl`.
+``flask --app wsgi fake-wecom`` starts it with the running configuration's corp id and secrets.
+It binds the loopback interface only.
+
+Modules: ``server`` (FakeWeCom, the process runner), ``httpd`` (HTTP plumbing),
+``control_api`` (``/_fake/``) and ``control`` (its client); ``model`` routes each API call to
+``tokens``, ``message_send``, ``kf_inbox`` or ``kf_send`` (sharing ``kf_state``), with
+``faults``, ``journal`` (request log, sent messages) and ``clock`` beside them; ``protocol``
+holds what they share (replies, errors, JSON bodies).
 
 API served (real errcodes and answer shapes; see ``errcodes.py`` for what is confirmed):
 ``GET gettoken``, ``POST message/send``, ``POST kf/sync_msg``, ``POST kf/send_msg``,
@@ -20,14 +28,17 @@ API served (real errcodes and answer shapes; see ``errcodes.py`` for what is con
 Control API (JSON bodies and answers; answers carry ``errcode`` 0, or HTTP 400 + ``errmsg``):
 
 * ``GET /_fake/health`` → ``{"ok": true}``
-* ``GET /_fake/sent[?api=kf/send_msg]`` → ``{"sent": [{"api", "msgid", "time", "wall_time",
-  "msgtype", "body", ...}]}``: accepted messages in order (``agentid``/``invaliduser`` for
-  message/send; ``open_kfid``/``touser`` for kf; ``code_kind`` for send_msg_on_event).
+* ``GET /_fake/sent[?api=kf/send_msg][&after=N][&wait=S]`` → ``{"sent": [{"api", "msgid",
+  "time", "wall_time", "msgtype", "body", ...}], "total"}``: accepted messages in order from
+  position N (``agentid``/``invaliduser`` for message/send; ``open_kfid``/``touser`` for kf;
+  ``code_kind`` for send_msg_on_event); ``total`` counts them all. With ``wait``, the call is
+  held up to S seconds (at most 120) until more than N were sent: a long poll.
 * ``GET /_fake/requests[?endpoint=message/send]`` → ``{"requests": [{"seq", "time",
   "wall_time", "method", "endpoint", "query", "content_type", "body", "fault", "status",
   "errcode"}]}``: every API request, logged when it arrived (the secret shown as a hash).
 * ``GET /_fake/stats`` → ``{"now", "gettoken_calls", "tokens_issued", "requests_by_endpoint",
-  "sent", "pending_faults", "kf_messages"}``
+  "sent", "pending_faults", "kf_messages", "waiting"}`` (``waiting``: long polls
+  of ``sent`` in progress)
 * ``POST /_fake/faults`` ``{"endpoint": "kf/send_msg" | "*", "count": 1, "faults": [{"kind":
   ...}]}`` (or one fault's fields inline) → ``{"pending": {endpoint: n}}``. Faults are consumed
   in order, the endpoint's own queue before the global ``"*"`` one. Kinds: ``errcode``

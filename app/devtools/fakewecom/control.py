@@ -28,7 +28,13 @@ class FakeControl:
         self.base_url = root + "/cgi-bin/"
         self.timeout = timeout
 
-    def _call(self, method: str, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        action: str,
+        body: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
         req = urllib.request.Request(
             f"{self.root}/_fake/{action}",
@@ -37,7 +43,7 @@ class FakeControl:
             headers={"Content-Type": "application/json; charset=utf-8"},
         )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
                 answer = json.loads(resp.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")
@@ -67,6 +73,22 @@ class FakeControl:
     def sent(self, api: str | None = None) -> list[dict[str, Any]]:
         action = "sent" + (f"?api={urllib.parse.quote(api)}" if api else "")
         return list(self._call("GET", action)["sent"])
+
+    def sent_since(
+        self, after: int, wait: float = 0.0, api: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(messages sent from position ``after`` on, how many were sent in all). With ``wait``,
+        the fake first holds the call up to ``wait`` seconds until there are more than ``after``
+        (a long poll: an answer arrives as soon as the service sends, without sleeping here)."""
+        query = {"after": str(after)}
+        if wait > 0:
+            query["wait"] = f"{wait:.3f}"
+        if api:
+            query["api"] = api
+        answer = self._call(
+            "GET", "sent?" + urllib.parse.urlencode(query), timeout=wait + self.timeout
+        )
+        return list(answer["sent"]), int(answer["total"])
 
     def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         action = "requests" + (f"?endpoint={urllib.parse.quote(endpoint)}" if endpoint else "")

@@ -10,7 +10,9 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app.devtools.simulator import CallbackResult, SimulationError, Simulator
+from app.web.cli.fake_wecom import fake_wecom
 from app.web.cli.kf_simulate import kf_group
+from app.web.cli.service_target import URL_HELP, cannot_reach, resolve_target
 
 
 def register_cli(app: Flask) -> None:
@@ -18,6 +20,7 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(simulate)
     app.cli.add_command(deliveries)
+    app.cli.add_command(fake_wecom)
 
 
 def _endpoint_simulator(url: str, endpoint_name: str) -> Simulator:
@@ -56,12 +59,7 @@ def _print_result(result: CallbackResult) -> None:
 
 
 @click.group()
-@click.option(
-    "--url",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    help="Base URL of the running service.",
-)
+@click.option("--url", default=None, metavar="URL", help=URL_HELP)
 @click.option(
     "--endpoint",
     "endpoint_name",
@@ -71,13 +69,23 @@ def _print_result(result: CallbackResult) -> None:
 )
 @click.pass_context
 @with_appcontext
-def simulate(ctx: click.Context, url: str, endpoint_name: str | None) -> None:
-    """Act as WeCom against a running service, with this app's keys."""
+def simulate(ctx: click.Context, url: str | None, endpoint_name: str | None) -> None:
+    """Act as WeCom against a running service, with this app's keys.
+
+    \b
+    The service is found the way it chose its address (first one set wins):
+      --url URL             e.g. http://127.0.0.1:5000 for `flask run`
+      WECOM_SIMULATE_URL    e.g. https://wecom.example.com/base
+      GUNICORN_BIND         HOST:PORT, as gunicorn.conf.py and `python -m app -p` use it
+      PORT                  http://127.0.0.1:$PORT
+      FLASK_RUN_PORT        http://127.0.0.1:$FLASK_RUN_PORT (with FLASK_RUN_HOST)
+      (none of these)       http://127.0.0.1:8000, where scripts/run.sh serves
+    """
     if endpoint_name is None:
         endpoints = current_app.extensions["wecom"].endpoints
         kf = [name for name, e in endpoints.items() if e.settings.kind == "kf"]
         endpoint_name = kf[0] if ctx.invoked_subcommand == "kf" and kf else "app"
-    ctx.obj = _endpoint_simulator(url, endpoint_name)
+    ctx.obj = _endpoint_simulator(resolve_target(url).url, endpoint_name)
 
 
 simulate.add_command(kf_group)
@@ -91,6 +99,8 @@ def simulate_verify(simulator: Simulator) -> None:
         echo = simulator.verify_url()
     except SimulationError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise cannot_reach(exc) from None
     click.echo(f"URL verified, echo {echo}")
 
 
@@ -164,5 +174,5 @@ def _run(send) -> None:
     except SimulationError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot reach the service: {exc}") from None
+        raise cannot_reach(exc) from None
     _print_result(result)
