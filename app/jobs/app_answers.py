@@ -9,7 +9,7 @@ from typing import Any
 
 from app.infra.api.client import WeComClient
 from app.infra.store import Job
-from app.jobs.outbox import DeliveryError
+from app.jobs.outbox import DeliveryError, configured_endpoint
 from app.routing.endpoints import Endpoint
 from app.routing.time_limit import dispatch_with_time_limit
 from app.wecom import Reply, TextReply, split_utf8, to_reply
@@ -61,12 +61,12 @@ class AppAnswers:
         self.client_for = client_for
 
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        endpoint = self._endpoint(payload["endpoint"])
+        endpoint = configured_endpoint(self.endpoints, payload["endpoint"])
         message = payload["message"]
         return outbox_entry(message, run_handler(endpoint, message))
 
     def send(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
-        endpoint = self._endpoint(json.loads(job.payload)["endpoint"])
+        endpoint = configured_endpoint(self.endpoints, json.loads(job.payload)["endpoint"])
         client = self.client_for(endpoint)
         if client is None:
             raise DeliveryError(
@@ -74,9 +74,3 @@ class AppAnswers:
                 "(WECOM_SECRET, WECOM_AGENT_ID): a late answer cannot be sent"
             )
         client.send_message({"touser": entry["to"], **message})
-
-    def _endpoint(self, name: str) -> Endpoint:
-        try:
-            return self.endpoints[name]
-        except KeyError:
-            raise DeliveryError(f"endpoint {name!r} is no longer configured") from None

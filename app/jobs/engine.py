@@ -17,6 +17,7 @@ from app.jobs.clients import ApiClients
 from app.jobs.deadline import DeadlineResponder
 from app.jobs.kf_answers import KfAnswers
 from app.jobs.kf_puller import KfPuller, is_doorbell
+from app.jobs.kf_sync import KfSync
 from app.jobs.leases import LeaseKeeper, new_owner_id
 from app.jobs.outbox import Outbox
 from app.routing.endpoints import Endpoint
@@ -43,7 +44,7 @@ class JobEngine:
             {"app": AppAnswers(endpoints, self.clients.for_app), "kf": kf_answers},
             max_attempts=settings.delivery_attempts,
         )
-        self.puller = KfPuller(
+        sync = KfSync(
             self.store,
             self.leases,
             self.outbox,
@@ -51,8 +52,8 @@ class JobEngine:
             endpoints,
             self.clients.for_kf,
             history_seconds=settings.kf_history_seconds,
-            lease_seconds=settings.lease_seconds,
         )
+        self.puller = KfPuller(self.store, self.leases, sync, lease_seconds=settings.lease_seconds)
         self.responder = DeadlineResponder(
             self.store, self.leases, self.outbox, settings.reply_deadline
         )

@@ -26,7 +26,7 @@ from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
 from app.infra.api.retry import MaybeReached
 from app.infra.store import Job, JobState, Store
-from app.jobs.outbox import DeliveryError
+from app.jobs.outbox import DeliveryError, configured_endpoint
 from app.routing.time_limit import dispatch_with_time_limit
 from app.wecom import split_utf8, truncate_utf8
 from app.wecom.kf_items import CUSTOMER, event_type, has_welcome_code, origin_of
@@ -166,7 +166,7 @@ class KfAnswers:
         self.clock = clock
 
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        endpoint = self._endpoint(payload["endpoint"])
+        endpoint = configured_endpoint(self.endpoints, payload["endpoint"])
         message = payload["message"]
         open_kfid = payload["open_kfid"]
         if endpoint.kf_router is None:
@@ -194,7 +194,7 @@ class KfAnswers:
         Its hook tells which tries may have reached WeCom; with one of those (or a marked try
         from before), a repeat refusal means an earlier try got through.
         """
-        endpoint = self._endpoint(json.loads(job.payload)["endpoint"])
+        endpoint = configured_endpoint(self.endpoints, json.loads(job.payload)["endpoint"])
         client = self.client_for(endpoint)
         if client is None:
             raise DeliveryError(
@@ -259,12 +259,6 @@ class KfAnswers:
                 msgid=msgid,
                 on_maybe_reached=on_maybe_reached,
             )
-
-    def _endpoint(self, name: str) -> Endpoint:
-        try:
-            return self.endpoints[name]
-        except KeyError:
-            raise DeliveryError(f"endpoint {name!r} is no longer configured") from None
 
 
 def _is_repeat(exc: WeComAPIError, message: dict[str, Any]) -> bool:

@@ -32,13 +32,10 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from app.infra.api.client import WeComClient
 from app.infra.store import Store
-from app.jobs.kf_answers import KfAnswers
 from app.jobs.kf_sync import KfSync, Outcome, cursor_key
 from app.jobs.lanes import Lanes
 from app.jobs.leases import LeaseKeeper
-from app.jobs.outbox import Outbox
 from app.jobs.ticker import Ticker
 
 if TYPE_CHECKING:
@@ -95,42 +92,26 @@ class KfPuller:
         self,
         store: Store,
         loop: LeaseKeeper,
-        outbox: Outbox,
-        answers: KfAnswers,
-        endpoints: dict[str, Endpoint],
-        client_for: Callable[[Endpoint], WeComClient | None],
+        sync: KfSync,
         *,
-        history_seconds: float = 600.0,
         lease_seconds: float = 30.0,
-        page_limit: int = 1000,
         max_workers: int = 32,
         sweep_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.loop = loop
+        self.sync = sync
         self.lease_seconds = lease_seconds
         self.max_workers = max_workers
-        self.sweep_seconds = sweep_seconds
         self.clock = clock
         self._guard = threading.Lock()
         self._sessions: set[str] = set()  # accounts this process is pulling
         self._lanes: dict[str, Lanes] = {}
         self._known: set[str] = set()  # accounts already in ACCOUNTS_KEY
-        self._ticker = Ticker("wecom-kf-sweep", sweep_seconds, self.sweep)
-        self._stop = self._ticker.stopping  # also tells running pulls to finish their page
-        self.sync = KfSync(
-            store,
-            loop,
-            outbox,
-            answers,
-            endpoints,
-            client_for,
-            stopping=self._stop,
-            history_seconds=history_seconds,
-            page_limit=page_limit,
-            clock=clock,
-        )
+        # Stopping the sweep also tells running pulls to finish their page.
+        self._ticker = Ticker("wecom-kf-sweep", sweep_seconds, self.sweep, sync.stopping)
+        self._stop = sync.stopping
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:

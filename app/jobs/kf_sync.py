@@ -105,7 +105,6 @@ class KfSync:
         endpoints: dict[str, Endpoint],
         client_for: Callable[[Endpoint], WeComClient | None],
         *,
-        stopping: threading.Event,
         history_seconds: float = 600.0,
         page_limit: int = 1000,
         clock: Callable[[], float] = time.time,
@@ -116,7 +115,8 @@ class KfSync:
         self.answers = answers
         self.endpoints = endpoints
         self.client_for = client_for
-        self.stopping = stopping  # set at shutdown: a round stops after its current page
+        #: Set at shutdown (by the puller's ticker): a round stops after its current page.
+        self.stopping = threading.Event()
         self.history_seconds = history_seconds
         self.page_limit = page_limit
         self.clock = clock

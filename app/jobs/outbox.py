@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from app.infra.api.errors import WeComAPIError
 from app.infra.store import Job, JobState, Store
@@ -26,6 +26,7 @@ from app.infra.store import Job, JobState, Store
 log = logging.getLogger(__name__)
 
 _UNFINISHED = (JobState.RUNNING, JobState.DEFERRED)
+E = TypeVar("E")
 
 
 def retry_delay(attempts: int) -> float:
@@ -34,6 +35,14 @@ def retry_delay(attempts: int) -> float:
 
 class DeliveryError(Exception):
     """Delivery cannot even be attempted (no secret configured, unknown endpoint)."""
+
+
+def configured_endpoint(endpoints: Mapping[str, E], name: str) -> E:
+    """The endpoint a stored job names; a DeliveryError once it is no longer configured."""
+    try:
+        return endpoints[name]
+    except KeyError:
+        raise DeliveryError(f"endpoint {name!r} is no longer configured") from None
 
 
 class AnswerKind(Protocol):

@@ -13,11 +13,18 @@ class Ticker:
     """A daemon thread (a greenlet under gevent) calling ``tick`` every ``interval`` seconds, first
     at once, until stopped; a failing tick is logged and the next one runs as usual."""
 
-    def __init__(self, name: str, interval: float, tick: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        tick: Callable[[], None],
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.name = name
         self.interval = interval
         self.tick = tick
-        self.stopping = threading.Event()
+        #: Set by :meth:`stop`; pass an event to let other work see the stop too.
+        self.stopping = stopping if stopping is not None else threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
