@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_ENDPOINTS": "",
     "WECOM_REPLY_DEADLINE": 4.0,
     "WECOM_STORE": "sqlite:///instance/wecom-state.db",
+    "WECOM_REDIS_PREFIX": "wecom:",  # start of every key of a redis:// store
     "WECOM_API_BASE": "https://qyapi.weixin.qq.com/cgi-bin/",
     "WECOM_API_TIMEOUT": 10.0,
     "WECOM_DELIVERY_ATTEMPTS": 8,

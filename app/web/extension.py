@@ -64,7 +64,8 @@ class CallbackService:
                 config["WECOM_CORP_ID"],
             )
         try:
-            open_store(config["WECOM_STORE"]).close()  # fail now on a bad URL or path
+            # fail now on a bad URL or path (a Redis store also checks its credentials)
+            open_store(config["WECOM_STORE"], prefix=config["WECOM_REDIS_PREFIX"]).close()
         except ValueError as exc:
             raise settings_module.SettingError("WECOM_STORE", str(exc).split(": ", 1)[-1]) from None
         except OSError as exc:
@@ -126,7 +127,9 @@ class CallbackService:
         """Build the store, loop, outbox and responder once per process (after a fork)."""
         with self._runtime_lock:
             if self._runtime is None or self._runtime_pid != os.getpid():
-                store = open_store(self.config["WECOM_STORE"])
+                store = open_store(
+                    self.config["WECOM_STORE"], prefix=self.config["WECOM_REDIS_PREFIX"]
+                )
                 owner = new_owner_id()
                 loop = BackgroundLoop(
                     store,

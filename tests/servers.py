@@ -1,0 +1,185 @@
+"""Real servers for the tests: redis-server (and nginx, see tests/e2e/nginx.py), started by the
+tests on free loopback ports in temp dirs, stopped by PID.
+
+Loaded as a pytest plugin by tests/conftest.py: the ``redis_server`` fixture is one password
+protected redis-server with ``appendonly yes`` for the whole session; tests keep apart by key
+prefix (:func:`unique_prefix`). Without the binary those tests skip with one line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REDIS_PASSWORD = "test-redis-secret-7f3a"  # only ever on this loopback test server
+INSTALL_HINT = "apt-get install redis-server nginx, or run scripts/test.sh as root"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_binary(name: str) -> str | None:
+    """The program's path; also looks in the sbin directories a non-root PATH may lack."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float, what: str, interval: float = 0.02
+) -> None:
+    """Poll ``condition()`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """One ``redis-server`` on 127.0.0.1 with its data (AOF) in ``directory``.
+
+    ``restart()`` keeps port and directory, so what was written comes back from the AOF.
+    """
+
+    def __init__(self, directory: Path, *, password: str | None = REDIS_PASSWORD) -> None:
+        binary = find_binary("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server")
+        self.binary = binary
+        self.directory = directory
+        self.password = password
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = directory / "redis.log"
+        config = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f"dir {directory}",
+            "appendonly yes",
+            "appendfsync everysec",
+            'save ""',
+            "daemonize no",
+            f"logfile {self.log_path}",
+            "enable-debug-command local",  # DEBUG SLEEP simulates a stalled server
+        ]
+        if password:
+            config.append(f"requirepass {password}")
+        self.config_path = directory / "redis.conf"
+        self.config_path.write_text("\n".join(config) + "\n")
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self):
+        import redis
+
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            decode_responses=True,
+            socket_timeout=5,
+        )
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.process = subprocess.Popen(
+            [self.binary, str(self.config_path)],
+            cwd=self.directory,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server exited with {self.process.returncode}:\n{self.log()}"
+                )
+            if self._answers():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server not ready after {timeout} s:\n{self.log()}")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                if self.password:
+                    sock.sendall(f"AUTH {self.password}\r\n".encode())
+                    if not sock.recv(64).startswith(b"+OK"):
+                        return False
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        """Stop this server by its PID (SIGTERM saves and exits; SIGKILL is a crash)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> RedisServer:
+        self.stop()
+        return self.start()
+
+
+def start_redis(directory: Path) -> RedisServer:
+    """A started server, or a skip with one line naming what to install."""
+    if find_binary("redis-server") is None:
+        pytest.skip(f"redis-server not installed ({INSTALL_HINT})")
+    directory.mkdir(parents=True, exist_ok=True)
+    return RedisServer(directory).start()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session; tests keep apart with :func:`unique_prefix`."""
+    with tempfile.TemporaryDirectory(prefix="wecom-redis-") as directory:
+        server = start_redis(Path(directory))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server for one test, free to be stopped, killed and restarted."""
+    server = start_redis(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def unique_prefix(tag: str = "t") -> str:
+    return f"{tag}{uuid.uuid4().hex[:10]}:"
