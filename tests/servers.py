@@ -1,14 +1,16 @@
-"""Real servers for the tests: redis-server (and nginx, see tests/e2e/nginx.py), started by the
-tests on free loopback ports in temp dirs, stopped by PID.
+"""Real servers for the tests: redis-server and nginx, started by the tests on free loopback
+ports in temp dirs, stopped by PID.
 
 Loaded as a pytest plugin by tests/conftest.py: the ``redis_server`` fixture is one password
 protected redis-server with ``appendonly yes`` for the whole session; tests keep apart by key
-prefix (:func:`unique_prefix`). Without the binary those tests skip with one line.
+prefix (:func:`unique_prefix`). :class:`NginxServer` runs deploy/nginx.conf with its ports,
+paths and certificate rewritten. Without a binary, its tests skip with one line.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REDIS_PASSWORD = "test-redis-secret-7f3a"  # only ever on this loopback test server
 INSTALL_HINT = "apt-get install redis-server nginx, or run scripts/test.sh as root"
 
@@ -183,3 +186,129 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def unique_prefix(tag: str = "t") -> str:
     return f"{tag}{uuid.uuid4().hex[:10]}:"
+
+
+# -- nginx ----------------------------------------------------------------------------------------
+def _rewrite(text: str, pattern: str, replacement: str, flags: int = re.MULTILINE) -> str:
+    """Replace exactly one match: a changed deploy/nginx.conf fails here, not silently."""
+    new, count = re.subn(pattern, lambda _: replacement, text, flags=flags)
+    if count != 1:
+        raise AssertionError(f"deploy/nginx.conf: expected one match of {pattern!r}, got {count}")
+    return new
+
+
+def nginx_test_config(
+    source: str, directory: Path, *, https_port: int, http_port: int, upstreams: list[int]
+) -> str:
+    """deploy/nginx.conf with loopback ports, the given instances, and files in ``directory``."""
+    text = _rewrite(source, r"^user .*;\n", "")  # root runs workers as nobody
+    text = _rewrite(text, r"^pid .*;", f"pid {directory}/nginx.pid;")
+    text = _rewrite(text, r"^error_log \S+", f"error_log {directory}/error.log")
+    text = _rewrite(text, r"access_log \S+;", f"access_log {directory}/access.log;")
+    servers = "".join(
+        f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in upstreams
+    )
+    text = _rewrite(text, r"(^ *server 127\.0\.0\.1:\d+ [^\n]*\n)+", servers)
+    text = _rewrite(text, r"listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
+    text = _rewrite(text, r"listen 80;", f"listen 127.0.0.1:{http_port};")
+    text = _rewrite(text, r"ssl_certificate +\S+;", f"ssl_certificate {directory}/cert.pem;")
+    text = _rewrite(text, r"ssl_certificate_key +\S+;", f"ssl_certificate_key {directory}/key.pem;")
+    temp_paths = "".join(
+        f"    {kind}_temp_path {directory}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return _rewrite(text, r"^http \{\n", "http {\n" + temp_paths)
+
+
+def make_certificate(directory: Path) -> Path:
+    """A throwaway self-signed certificate for 127.0.0.1 (cert.pem, key.pem); its path."""
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem"),
+            "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return directory / "cert.pem"
+
+
+class NginxServer:
+    """nginx running deploy/nginx.conf (rewritten for the test) in front of ``upstreams``."""
+
+    def __init__(self, directory: Path, upstreams: list[int]) -> None:
+        binary = find_binary("nginx")
+        if binary is None or shutil.which("openssl") is None:
+            pytest.skip(f"nginx or openssl not installed ({INSTALL_HINT})")
+        self.binary = binary
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.https_port, self.http_port = free_port(), free_port()
+        self.url = f"https://127.0.0.1:{self.https_port}"
+        self.http_url = f"http://127.0.0.1:{self.http_port}"
+        self.certificate = make_certificate(directory)
+        self.config_path = directory / "nginx.conf"
+        self.config_path.write_text(
+            nginx_test_config(
+                (PROJECT_ROOT / "deploy" / "nginx.conf").read_text(),
+                directory,
+                https_port=self.https_port,
+                http_port=self.http_port,
+                upstreams=upstreams,
+            )
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _command(self, *extra: str) -> list[str]:
+        return [
+            self.binary,
+            "-p", str(self.directory),
+            "-c", str(self.config_path),
+            "-e", str(self.directory / "error.log"),
+            *extra,
+        ]  # fmt: skip
+
+    def check_config(self) -> subprocess.CompletedProcess[str]:
+        """``nginx -t`` on the generated file."""
+        return subprocess.run(
+            self._command("-t"), capture_output=True, text=True, timeout=30, check=False
+        )
+
+    def start(self, timeout: float = 10.0) -> NginxServer:
+        self.process = subprocess.Popen(
+            self._command("-g", "daemon off;"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"nginx not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return (self.directory / "error.log").read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGQUIT to the master (graceful); SIGKILL to its process group if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGQUIT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
