@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -129,6 +130,27 @@ class RedisServer:
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
             return False
+
+    def is_stalled(self) -> bool:
+        """Whether the server leaves a PING unanswered for 0.2 s (e.g. during DEBUG SLEEP)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as probe:
+            probe.settimeout(0.2)
+            probe.sendall(b"PING\r\n")  # without AUTH the answer is an error, but an answer
+            try:
+                probe.recv(64)
+            except TimeoutError:
+                return True
+            return False
+
+    def stall(self, seconds: float) -> threading.Thread:
+        """Block the whole server for ``seconds`` (DEBUG SLEEP); returns once it is blocked."""
+        admin = self.client()
+        sleeper = threading.Thread(
+            target=lambda: (admin.execute_command("DEBUG", "SLEEP", str(seconds)), admin.close())
+        )
+        sleeper.start()
+        wait_until(self.is_stalled, 10, "redis-server to stall")
+        return sleeper
 
     def log(self) -> str:
         try:
