@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -57,7 +58,9 @@ class RedisServer:
     ``restart()`` keeps port and directory, so what was written comes back from the AOF.
     """
 
-    def __init__(self, directory: Path, *, password: str | None = REDIS_PASSWORD) -> None:
+    def __init__(
+        self, directory: Path, *, password: str | None = REDIS_PASSWORD, tls: bool = False
+    ) -> None:
         binary = find_binary("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server")
@@ -67,8 +70,13 @@ class RedisServer:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = directory / "redis.log"
+        self.certificate = make_certificate(directory) if tls else None
+        listen = [f"port {self.port}"]
+        if self.certificate is not None:  # TLS only: the plain port is off
+            listen = ["port 0", f"tls-port {self.port}", "tls-auth-clients no"]
+            listen += [f"tls-cert-file {self.certificate}", f"tls-key-file {directory}/key.pem"]
         config = [
-            f"port {self.port}",
+            *listen,
             "bind 127.0.0.1",
             f"dir {directory}",
             "appendonly yes",
@@ -86,6 +94,8 @@ class RedisServer:
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.certificate is not None:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.certificate}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self):
@@ -97,7 +107,16 @@ class RedisServer:
             password=self.password,
             decode_responses=True,
             socket_timeout=5,
+            ssl=self.certificate is not None,
+            ssl_ca_certs=str(self.certificate) if self.certificate else None,
         )
+
+    def _connect(self, timeout: float) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if self.certificate is None:
+            return sock
+        context = ssl.create_default_context(cafile=str(self.certificate))
+        return context.wrap_socket(sock, server_hostname="127.0.0.1")
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.process = subprocess.Popen(
@@ -121,7 +140,7 @@ class RedisServer:
 
     def _answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with self._connect(0.5) as sock:
                 if self.password:
                     sock.sendall(f"AUTH {self.password}\r\n".encode())
                     if not sock.recv(64).startswith(b"+OK"):
@@ -133,7 +152,7 @@ class RedisServer:
 
     def is_stalled(self) -> bool:
         """Whether the server leaves a PING unanswered for 0.2 s (e.g. during DEBUG SLEEP)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as probe:
+        with self._connect(5) as probe:
             probe.settimeout(0.2)
             probe.sendall(b"PING\r\n")  # without AUTH the answer is an error, but an answer
             try:
@@ -177,12 +196,12 @@ class RedisServer:
         return self.start()
 
 
-def start_redis(directory: Path) -> RedisServer:
+def start_redis(directory: Path, *, tls: bool = False) -> RedisServer:
     """A started server, or a skip with one line naming what to install."""
     if find_binary("redis-server") is None:
         pytest.skip(f"redis-server not installed ({INSTALL_HINT})")
     directory.mkdir(parents=True, exist_ok=True)
-    return RedisServer(directory).start()
+    return RedisServer(directory, tls=tls).start()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,15 @@ import redis
 
 from app.infra.store import JobState, open_store
 from app.infra.store.redis import GRACE, RedisStore
-from tests.servers import REDIS_PASSWORD, RedisServer, free_port, unique_prefix, wait_until
+from tests.servers import (
+    REDIS_PASSWORD,
+    RedisServer,
+    free_port,
+    make_certificate,
+    start_redis,
+    unique_prefix,
+    wait_until,
+)
 
 from . import _workers
 from .test_sqlite_concurrency import ROOT, race
@@ -238,6 +246,27 @@ def test_a_stalled_server_times_the_call_out(redis_server: RedisServer) -> None:
         sleeper.join(30)
     assert store.get_value("x", T) is None  # usable again afterwards
     store.close()
+
+
+def test_rediss_talks_tls_and_checks_the_certificate(tmp_path: Path) -> None:
+    server = start_redis(tmp_path / "tls", tls=True)
+    try:
+        store = open_store(server.url, prefix="tls:")
+        assert store.claim_job("m1", "app", '{"安": 1}', "w1", T + 30, T)[0]
+        assert store.get_job("m1").payload == '{"安": 1}'  # type: ignore[union-attr]
+        store.close()
+        other_ca = tmp_path / "other"
+        other_ca.mkdir()
+        untrusted = server.url.split("?")[0] + f"?ssl_ca_certs={make_certificate(other_ca)}"
+        with pytest.raises(ValueError, match=r"^WECOM_STORE: cannot use Redis at rediss://"):
+            open_store(untrusted)
+    finally:
+        server.stop()
+
+
+def test_tls_options_need_rediss() -> None:
+    with pytest.raises(ValueError, match="'ssl_ca_certs' needs a rediss:// URL"):
+        open_store("redis://127.0.0.1:1/0?ssl_ca_certs=/tmp/ca.pem")
 
 
 # -- start-up errors ----------------------------------------------------------------------------

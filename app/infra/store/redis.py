@@ -335,12 +335,16 @@ def _describe(url: str) -> str:
     path = parts.path.strip("/") or "0"
     if not path.isdigit():
         raise ValueError(f"{SETTING}: the database in a Redis URL is a number, got {path!r}")
-    unknown = sorted(set(parse_qs(parts.query)) - URL_OPTIONS)
+    options = set(parse_qs(parts.query))
+    unknown = sorted(options - URL_OPTIONS)
     if unknown:
         raise ValueError(
             f"{SETTING}: unsupported Redis URL option {unknown[0]!r}; "
             f"supported: {', '.join(sorted(URL_OPTIONS))}"
         )
+    tls_only = sorted(o for o in options if o.startswith("ssl_"))
+    if tls_only and parts.scheme != "rediss":
+        raise ValueError(f"{SETTING}: the option {tls_only[0]!r} needs a rediss:// URL (TLS)")
     return f"{parts.scheme}://{host}:{port}/{path}"
 
 
