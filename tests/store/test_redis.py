@@ -155,6 +155,18 @@ def test_values_and_locks_are_dropped_by_redis_after_their_expiry(
         assert client.pttl(f"{store.prefix}value:token") == -1
 
 
+def test_claim_expired_skips_index_entries_whose_job_is_gone(
+    redis_server: RedisServer, store: RedisStore
+) -> None:
+    for key in ("a", "b", "c", "d"):
+        store.claim_job(key, "app", "{}", "w1", T + 1, T)
+    with redis_server.client() as client:
+        client.delete(store._job_key("a"), store._job_key("b"))  # as if removed by hand
+    assert [j.key for j in store.claim_expired("w2", T + 2, T + 60, 2)] == ["c", "d"]
+    # A new lease that is already over (a clock far behind) still hands each job out once.
+    assert [j.key for j in store.claim_expired("w3", T + 100, T + 70, 5)] == ["c", "d"]
+
+
 # -- prefixes -----------------------------------------------------------------------------------
 def test_prefixes_keep_services_apart(redis_server: RedisServer) -> None:
     prefix_a, prefix_b = unique_prefix("a"), unique_prefix("b")

@@ -143,27 +143,32 @@ return renewed
 CLAIM_EXPIRED = (
     _state_tables(2)
     + """
-local claimed = {}
+local claimed, seen = {}, {}
 local wanted = tonumber(ARGV[5])
 local taken = 0
-while taken < wanted do
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, wanted - taken)
-  if #due == 0 then break end
+repeat
+  -- Another round only after dropping stale entries (whose job is gone or final): each round
+  -- removes some for good, so the loop ends; seen keeps a job claimed once (even when the new
+  -- lease is still before now).
+  local stale = 0
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, wanted)
   for _, member in ipairs(due) do
     local hash = ARGV[1] .. member
     local state = redis.call('HGET', hash, 'state')
-    if state and active[state] then
+    if not (state and active[state]) then
+      redis.call('ZREM', KEYS[1], member)
+      stale = stale + 1
+    elseif not seen[member] and taken < wanted then
+      seen[member] = true
       redis.call('HSET', hash, 'owner', ARGV[6], 'lease_until', ARGV[4], 'updated_at', ARGV[3])
       redis.call('ZADD', KEYS[1], ARGV[4], member)
       redis.call('ZADD', KEYS[slot[state]], ARGV[3], member)
       claimed[#claimed + 1] = member
       claimed[#claimed + 1] = redis.call('HGETALL', hash)
       taken = taken + 1
-    else
-      redis.call('ZREM', KEYS[1], member)  -- an entry whose job is gone or final: drop it
     end
   end
-end
+until stale == 0 or taken >= wanted
 return claimed
 """
 )
@@ -201,8 +206,7 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, to
 local deleted = 0
 for _, member in ipairs(due) do
   local hash = ARGV[1] .. member
-  local f = redis.call('HMGET', hash, 'state', 'updated_at')
-  if f[1] == ARGV[2] then
+  if redis.call('HGET', hash, 'state') == ARGV[2] then  -- else a stale entry: only drop it
     deleted = deleted + redis.call('DEL', hash)
   end
   redis.call('ZREM', KEYS[1], member)
