@@ -196,6 +196,15 @@ class RedisServer:
         return self.start()
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """One line at the end of the run (with -q too) when the real servers are missing."""
+    missing = [name for name in ("redis-server", "nginx") if find_binary(name) is None]
+    if missing:
+        terminalreporter.write_line(
+            f"{' and '.join(missing)} not installed: their tests were skipped ({INSTALL_HINT})"
+        )
+
+
 def start_redis(directory: Path, *, tls: bool = False) -> RedisServer:
     """A started server, or a skip with one line naming what to install."""
     if find_binary("redis-server") is None:
