@@ -10,6 +10,8 @@ import pytest
 from app import create_app
 from app.devtools.simulator import Simulator, Transport
 
+pytest_plugins = ["tests.servers"]  # real redis-server for the Redis store tests
+
 TOKEN = "QDG6eK"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 CORP_ID = "wx5823bf96d3bd56c7"

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 class JobEngine:
     def __init__(self, settings: Settings, endpoints: dict[str, Endpoint]) -> None:
-        self.store = open_store(settings.store_url)
+        self.store = open_store(settings.store_url, prefix=settings.redis_prefix)
         self.owner = new_owner_id()
         self.clients = ApiClients(self.store, settings.api_base, settings.api_timeout)
         self.leases = LeaseKeeper(

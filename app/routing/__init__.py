@@ -1,7 +1,7 @@
-"""Routing: which handler answers a message. The public API for handler modules::
+"""Routing: which handler answers a message.
 
-from app.routing import NEXT, Router          # a self-built app's messages
-from app.kf import KfRouter                   # 微信客服 items
+The public API for handler modules: ``from app.routing import NEXT, Router`` for a self-built
+app's messages, ``from app.kf import KfRouter`` for 微信客服 items.
 """
 
 from app.routing.app_router import Router

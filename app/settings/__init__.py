@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_MAX_BODY": 256 * 1024,
     "WECOM_REPLY_DEADLINE": 4.0,
     "WECOM_STORE": "sqlite:///instance/wecom-state.db",
+    "WECOM_REDIS_PREFIX": "wecom:",
     "WECOM_API_BASE": "https://qyapi.weixin.qq.com/cgi-bin/",
     "WECOM_API_TIMEOUT": 10.0,
     "WECOM_DELIVERY_ATTEMPTS": 8,
@@ -75,6 +76,7 @@ class Settings:
     reply_deadline: float
     max_body: int
     store_url: str
+    redis_prefix: str
     api_base: str
     api_timeout: float
     delivery_attempts: int
@@ -113,6 +115,13 @@ def uses_dev_profile(raw: Mapping[str, Any]) -> bool:
     return not any(values.text(raw, key) for key in _REAL_KEYS)
 
 
+def _redis_prefix(raw: Mapping[str, Any]) -> str:
+    prefix = str(raw.get("WECOM_REDIS_PREFIX") or "")
+    if "{" in prefix or "}" in prefix:  # braces would change the keys' Redis Cluster hash slot
+        raise values.SettingError("WECOM_REDIS_PREFIX", "must not contain { or }")
+    return prefix
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -136,6 +145,7 @@ def load_settings(
         reply_deadline=values.number(raw, "WECOM_REPLY_DEADLINE", float, 0.1, 4.9),
         max_body=values.number(raw, "WECOM_MAX_BODY", int, 1024, 64 * 1024 * 1024),
         store_url=values.text(raw, "WECOM_STORE"),
+        redis_prefix=_redis_prefix(raw),
         api_base=values.url(raw, "WECOM_API_BASE"),
         api_timeout=values.number(raw, "WECOM_API_TIMEOUT", float, 0.5, 120.0),
         delivery_attempts=values.number(raw, "WECOM_DELIVERY_ATTEMPTS", int, 1, 100),

@@ -37,7 +37,7 @@ class WeComService:
 
     def init_app(self, app: Flask) -> None:
         settings = self.settings
-        check_store(settings.store_url)
+        check_store(settings.store_url, settings.redis_prefix)
         for endpoint_settings in settings.endpoints:
             endpoint = build_endpoint(
                 endpoint_settings,
@@ -74,10 +74,10 @@ class WeComService:
             self._engine.stop()
 
 
-def check_store(url: str) -> None:
+def check_store(url: str, prefix: str) -> None:
     """Open and close the store once, so a bad WECOM_STORE stops start-up naming it."""
     try:
-        open_store(url).close()
+        open_store(url, prefix=prefix).close()
     except ValueError as exc:
         raise SettingError("WECOM_STORE", str(exc).split(": ", 1)[-1]) from None
     except OSError as exc:

@@ -1,8 +1,9 @@
-"""Process bodies for test_sqlite_concurrency, importable by spawned children.
+"""Process bodies for test_sqlite_concurrency and test_redis, importable by spawned children.
 
 All processes open the store at once (so creating the schema races too), wait for each other,
-then run their body together. Each body bounds its loop by count and time. A process puts
-``(worker, result)`` or ``(worker, "error", traceback)`` on the queue.
+then run their body together. The store is an SQLite file path, or ``<redis url> <key prefix>``.
+Each body bounds its loop by count and time. A process puts ``(worker, result)`` or
+``(worker, "error", traceback)`` on the queue.
 """
 
 from __future__ import annotations
@@ -16,9 +17,17 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
-from app.infra.store import JobState, SqliteStore
+from app.infra.store import JobState, SqliteStore, Store, open_store
 
 DEADLINE = 60.0  # seconds any one worker may run
+
+
+def open_spec(spec: str) -> Store:
+    """The store a race runs on: ``"redis://... prefix"`` or an SQLite file path."""
+    if spec.startswith("redis://"):
+        url, prefix = spec.split(" ", 1)
+        return open_store(url, prefix=prefix)
+    return SqliteStore(spec)
 
 
 def _report(
@@ -31,7 +40,7 @@ def _report(
 ) -> None:
     try:
         barrier.wait(timeout=60)
-        store = SqliteStore(db)
+        store = open_spec(db)
         try:
             barrier.wait(timeout=60)
             results.put((worker, body(worker, store, *args)))
@@ -64,7 +73,7 @@ def claim_keys(
     _report(_claim_keys, worker, barrier, results, db, keys)
 
 
-def _claim_keys(worker: int, store: SqliteStore, keys: list[str]) -> list[str]:
+def _claim_keys(worker: int, store: Store, keys: list[str]) -> list[str]:
     order = list(keys)
     random.Random(worker).shuffle(order)
     created = []
@@ -86,7 +95,7 @@ def claim_expired(worker: int, barrier: Barrier, results: Queue[Any], db: str, l
     _report(_claim_expired, worker, barrier, results, db, limit)
 
 
-def _claim_expired(worker: int, store: SqliteStore, limit: int) -> list[str]:
+def _claim_expired(worker: int, store: Store, limit: int) -> list[str]:
     taken: list[str] = []
     started = time.monotonic()
     for _ in range(10_000):
@@ -107,7 +116,7 @@ def finish_jobs(
     _report(_finish_jobs, worker, barrier, results, db, keys)
 
 
-def _finish_jobs(worker: int, store: SqliteStore, keys: list[str]) -> list[str]:
+def _finish_jobs(worker: int, store: Store, keys: list[str]) -> list[str]:
     won = []
     order = list(keys)
     random.Random(worker).shuffle(order)
@@ -141,7 +150,7 @@ def hold_lock(
 
 def _hold_lock(
     worker: int,
-    store: SqliteStore,
+    store: Store,
     rounds: int,
     holders: Synchronized[int],
     overlaps: Synchronized[int],

@@ -55,7 +55,8 @@ def test_sqlite_absolute_path(tmp_path: Path) -> None:
         "sqlite:///instance/",
         "sqlite:///:memory:",
         "sqlite:///state.db?mode=ro",
-        "redis://localhost:6379/0",
+        "redis://",
+        "rediss:///0",
         "file:///tmp/x.db",
     ],
 )
