@@ -48,6 +48,19 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_KF_HISTORY_SECONDS": 600,
     "WECOM_DEV_PROFILE": "",
     "WECOM_LOG_LEVEL": "INFO",
+    # The intelligent bot and the LLM backend: parsed by app.bot_settings.
+    "WECOM_BOT_TOKEN": "",
+    "WECOM_BOT_AES_KEY": "",
+    "WECOM_BOT_PATH": "/bot",
+    "WECOM_BOT_HANDLERS": "",
+    "WECOM_BOT_WELCOME": "",
+    "WECOM_BOT_STREAM_WINDOW": 330.0,
+    "WECOM_LLM_BASE_URL": "",
+    "WECOM_LLM_API_KEY": "",
+    "WECOM_LLM_MODEL": "",
+    "WECOM_LLM_SYSTEM_PROMPT": "",
+    "WECOM_LLM_HISTORY": 10,
+    "WECOM_LLM_TIMEOUT": 120.0,
 }
 
 #: The development profile: fixed, public, obviously fake keys so a newcomer sees the service work.
@@ -55,6 +68,8 @@ DEV_PROFILE = {
     "WECOM_TOKEN": "devtoken",
     "WECOM_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
     "WECOM_CORP_ID": "wwdevcorp0000000",
+    "WECOM_BOT_TOKEN": "devtoken",
+    "WECOM_BOT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
 }
 
 _INT_SETTINGS = {
@@ -163,7 +178,15 @@ def uses_dev_profile(config: Mapping[str, Any]) -> bool:
     """True when nothing identifies a real app: then the development profile fills the keys."""
     if str(config.get("WECOM_DEV_PROFILE", "")).lower() in ("1", "true", "yes"):
         return True
-    keys = ("WECOM_TOKEN", "WECOM_AES_KEY", "WECOM_CORP_ID", "WECOM_ENDPOINTS", "WECOM_KF_TOKEN")
+    keys = (
+        "WECOM_TOKEN",
+        "WECOM_AES_KEY",
+        "WECOM_CORP_ID",
+        "WECOM_ENDPOINTS",
+        "WECOM_KF_TOKEN",
+        "WECOM_BOT_TOKEN",
+        "WECOM_BOT_AES_KEY",
+    )
     return not any(config.get(key) for key in keys)
 
 
@@ -220,9 +243,25 @@ def endpoint_settings(config: Mapping[str, Any]) -> list[EndpointSettings]:
                 f"share path {endpoint.path}",
             )
         paths[endpoint.path] = endpoint.name
-    if not endpoints:
+    if not endpoints and not _has_bot(config):
         raise SettingError("WECOM_TOKEN", "no callback endpoint is configured")
     return endpoints
+
+
+def _is_aibot(item: Any) -> bool:
+    """A WECOM_ENDPOINTS entry of the intelligent bot: app.bot_settings parses those."""
+    return isinstance(item, dict) and item.get("kind") == "aibot"
+
+
+def _has_bot(config: Mapping[str, Any]) -> bool:
+    if config.get("WECOM_BOT_TOKEN") or config.get("WECOM_BOT_AES_KEY"):
+        return True
+    raw = config.get("WECOM_ENDPOINTS") or ""
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        return False
+    return isinstance(items, list) and any(_is_aibot(item) for item in items)
 
 
 def _extra_endpoints(raw: str | list, corp_id: str) -> list[EndpointSettings]:
@@ -252,6 +291,8 @@ def _extra_endpoints(raw: str | list, corp_id: str) -> list[EndpointSettings]:
         where = f"{setting}[{index}]"
         if not isinstance(item, dict):
             raise SettingError(where, "must be an object")
+        if _is_aibot(item):
+            continue
         unknown = set(item) - known
         if unknown:
             raise SettingError(where, f"unknown keys {sorted(unknown)}")
@@ -262,7 +303,7 @@ def _extra_endpoints(raw: str | list, corp_id: str) -> list[EndpointSettings]:
         _validate_aes_key(f"{where}.aes_key", str(item.get("aes_key") or ""))
         kind = item.get("kind", "app")
         if kind not in ("app", "kf"):
-            raise SettingError(f"{where}.kind", "must be 'app' or 'kf'")
+            raise SettingError(f"{where}.kind", "must be 'app', 'kf' or 'aibot'")
         receive_id = item.get("receive_id", corp_id)
         if receive_id is None:
             raise SettingError(f"{where}.receive_id", "must be a string ('' for the bot)")

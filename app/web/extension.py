@@ -27,6 +27,7 @@ from app.jobs.outbox import BackgroundLoop, Outbox, new_owner_id
 from app.routing.endpoints import Endpoint, build_endpoint
 from app.routing.forward import Forwarder
 from app.web.blueprint import callback_blueprint
+from app.web.bot_extension import install_bots
 from app.wecom import Reply, parse_message
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class CallbackService:
         self.config = dict(config)
         app.extensions["wecom"] = self
         app.before_request(self.start_background)
+        install_bots(app, self)  # intelligent bots and the LLM backend (app.web.bot_extension)
 
     # -- per-process runtime ---------------------------------------------------------------------
     @property
