@@ -104,14 +104,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
+        if fake.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:  # the body ends when the connection closes
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
-        self.close_connection = True
         delay = fake.slow_delay if "#slow" in question else fake.chunk_delay
         size = fake.chunk_chars if "#long" not in question else 2000
         pieces = [answer[i : i + size] for i in range(0, len(answer), size)]
         try:
-            self.wfile.write(b": fake model\n\n")
+            self._write(b": fake model\n\n")
             for index, piece in enumerate(pieces):
                 self._event(
                     {
@@ -123,20 +126,27 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 if "#stall" in question and index == 0:
                     fake.closing.wait(fake.stall_seconds)
+                    self.close_connection = True
                     return
                 if fake.closing.wait(delay):
                     return
             self._event(
                 {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "model": model}
             )
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
+            self._write(b"data: [DONE]\n\n")
+            if fake.chunked:
+                self.wfile.write(b"0\r\n\r\n")
         except OSError:
             pass  # the client went away
 
     def _event(self, document: dict[str, Any]) -> None:
         data = json.dumps({"object": "chat.completion.chunk", **document}, ensure_ascii=False)
-        self.wfile.write(f"data: {data}\n\n".encode())
+        self._write(f"data: {data}\n\n".encode())
+
+    def _write(self, data: bytes) -> None:
+        if self.server.fake.chunked:
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        self.wfile.write(data)
         self.wfile.flush()
 
 
@@ -166,6 +176,7 @@ class FakeLlm:
         chunk_delay: float = 0.01,
         slow_delay: float = 0.2,
         stall_seconds: float = 30.0,
+        chunked: bool = True,
     ) -> None:
         self.requested_port = port
         self.api_key = api_key
@@ -173,6 +184,7 @@ class FakeLlm:
         self.chunk_delay = chunk_delay
         self.slow_delay = slow_delay
         self.stall_seconds = stall_seconds
+        self.chunked = chunked
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []

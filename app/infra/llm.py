@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
+import urllib3
 
 from app.bot_settings import LlmSettings
 from app.infra.sse import SseError, SseParser
@@ -170,9 +171,12 @@ class LlmClient:
         parser = SseParser()
         finished = False
         try:
-            for chunk in response.iter_content(chunk_size=None):
-                if stop.is_set():
-                    return
+            while True:
+                # read1: whatever has arrived, chunked or not (iter_content would wait for a
+                # whole body that is delimited by the connection's close).
+                chunk = response.raw.read1(65536)
+                if not chunk or stop.is_set():
+                    break
                 for event in parser.feed(chunk):
                     if event.data.strip() == "[DONE]":
                         return
@@ -180,10 +184,12 @@ class LlmClient:
                     finished = finished or finished_now
                     if piece:
                         yield piece
-        except requests.RequestException as exc:  # a silent model is cut off by the deadline
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise LlmError(f"the answer broke off: {type(exc).__name__}") from None
         except SseError as exc:
             raise LlmError(str(exc)) from None
+        if stop.is_set():
+            return
         if not finished:
             raise LlmError("the answer ended before the model finished it")
 

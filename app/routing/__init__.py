@@ -1,6 +1,6 @@
 """Routing: which handler answers a message. The public API for handler modules::
 
-    from app.routing import NEXT, Router
+from app.routing import NEXT, Router
 """
 
 from app.routing.app_router import NEXT, HandlerTimeout, Router, load_router

@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 
 from app.devtools.simulator import CallbackResult, SimulationError, Simulator
 from app.infra.store import JobState
+from app.web.cli.bot_simulate import bot_group
 from app.web.cli.kf_simulate import kf_group
 
 
@@ -74,6 +75,8 @@ def _print_result(result: CallbackResult) -> None:
 @with_appcontext
 def simulate(ctx: click.Context, url: str, endpoint_name: str | None) -> None:
     """Act as WeCom against a running service, with this app's keys."""
+    if ctx.invoked_subcommand == "bot":
+        return  # the bot group takes its keys from the bot's settings
     if endpoint_name is None:
         endpoints = current_app.extensions["wecom"].endpoints
         kf = [name for name, e in endpoints.items() if e.settings.kind == "kf"]
@@ -82,6 +85,7 @@ def simulate(ctx: click.Context, url: str, endpoint_name: str | None) -> None:
 
 
 simulate.add_command(kf_group)
+simulate.add_command(bot_group)
 
 
 @simulate.command("verify")
