@@ -221,7 +221,7 @@ class ResponseCatcher:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="response-catcher"
+            target=self._server.serve_forever, args=(0.05,), daemon=True, name="response-catcher"
         ).start()
 
     @property

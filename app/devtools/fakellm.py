@@ -206,7 +206,7 @@ class FakeLlm:
     def start(self) -> FakeLlm:
         self._server = _Server(self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="fakellm"
+            target=self._server.serve_forever, args=(0.05,), daemon=True, name="fakellm"
         )
         self._thread.start()
         return self
