@@ -32,18 +32,23 @@ class SseParser:
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.max_line = max_line
         self._buffer = b""
+        self._after_cr = False
         self._data: list[str] = []
         self._event = ""
         self._id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """The events completed by ``chunk``."""
+        if self._after_cr and chunk:
+            if chunk.startswith(b"\n"):  # the second half of a CRLF split between chunks
+                chunk = chunk[1:]
+            self._after_cr = False
         self._buffer += chunk
         events: list[SseEvent] = []
         start = 0
         for match in _LINE_END.finditer(self._buffer):
             if match.group() == b"\r" and match.end() == len(self._buffer):
-                break  # maybe the first half of a CRLF split between chunks
+                self._after_cr = True
             event = self._line(self._buffer[start : match.start()])
             if event is not None:
                 events.append(event)
