@@ -131,3 +131,14 @@ def test_bad_envelopes_are_envelope_errors(body: bytes) -> None:
 
 def test_repr_shows_no_secret() -> None:
     assert "tok3n" not in repr(BotCrypto("tok3n", official.JAVA_KEY))
+
+
+def test_the_bot_protocol_package_does_no_io() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, app.wecom.aibot; print(sorted({'flask', 'requests', 'gevent'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
