@@ -137,7 +137,10 @@ def test_the_bot_protocol_package_does_no_io() -> None:
     import subprocess
     import sys
 
-    code = "import sys, app.wecom.aibot; print(sorted({'flask', 'requests', 'gevent'} & set(sys.modules)))"
+    code = (
+        "import sys, app.wecom.aibot; "
+        "print(sorted({'flask', 'requests', 'gevent'} & set(sys.modules)))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
