@@ -86,10 +86,9 @@ class BotResponder:
             log.info("repeated callback of msgid=%s on bot %s", msgid, bot)
             return self._repeat(streams, msgid, received_at)
         if kind == "message":
-            reply = self._start_stream(bot, message)
-        else:
-            reply = self._event(bot, message, kind, received_at)
-        if msgid and (reply is None or reply.get("msgtype") != "stream"):
+            return self._start_stream(bot, message)  # records its own outcome
+        reply = self._event(bot, message, kind, received_at)
+        if msgid:
             streams.set_record(msgid, {"reply": reply})
         return reply
 
@@ -121,16 +120,20 @@ class BotResponder:
             target=self._run, args=(bot, message, live), daemon=True, name=f"wecom-bot-{msgid}"
         ).start()
         live.first.wait(self.first_wait)
+        streams = self.streams[bot]
         with live.lock:
-            if live.kind == "none" or (live.failed and not live.committed and live.kind is None):
-                return None
+            passive: dict[str, Any] | None = None
             if live.kind == "card":
-                return live.passive
-            live.committed = True
+                passive = live.passive
+            elif not (live.kind == "none" or (live.failed and live.kind is None)):
+                live.committed = True
             feedback_id = live.feedback_id
+        if not live.committed:
+            if msgid != "-":
+                streams.set_record(msgid, {"reply": passive})
+            return passive
         self.ticker.add(live)
         live.flush(self.lease, self.clock())
-        streams = self.streams[bot]
         if msgid != "-":
             streams.set_record(msgid, {"stream": state.id})
         with live.lock:

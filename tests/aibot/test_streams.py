@@ -116,11 +116,14 @@ def test_images_go_on_the_final_frame_only(bot) -> None:
 
 
 def test_the_card_of_a_stream_goes_once(bot) -> None:
-    first = bot.text("cardstream")
+    message = bot.message("text", {"content": "cardstream"})
+    first = bot.send(message)
     assert first.reply["msgtype"] == "stream_with_template_card"
     assert first.reply["template_card"]["task_id"] == "T1"
     again = bot.refresh(first.stream["id"])
     assert again.reply["msgtype"] == "stream"
+    repeated = bot.send(message)  # WeCom repeats the message: same stream, no second card
+    assert (repeated.reply["msgtype"], repeated.stream["id"]) == ("stream", first.stream["id"])
     handlers_bot.GATES["cardstream"].set()
     assert frame_when(bot, first.stream["id"], lambda f: f["finish"])["content"] == "with card"
 
