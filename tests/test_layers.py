@@ -16,14 +16,16 @@ LAYERS: dict[str, int] = {
     "app.settings": 1,
     "app.infra": 2,
     "app.infra.store": 2,
-    "app.infra.api": 2,
-    "app.routing": 3,
-    "app.devtools": 3,
-    "app.handlers": 4,  # the demo bots: handler modules like a user's
-    "app.kf": 4,  # the public facade for 微信客服 handler modules
-    "app.jobs": 5,
-    "app.web": 6,
-    "app": 7,  # create_app, python -m app
+    "app.infra.api": 3,  # the WeCom API client: its access_token lives in the store
+    "app.infra.llm": 3,  # the model client: its conversation history lives in the store
+    "app.routing": 4,
+    "app.devtools": 4,
+    "app.handlers": 5,  # the demo bots: handler modules like a user's
+    "app.kf": 5,  # the public facade for 微信客服 handler modules
+    "app.llm": 5,  # the configured model, for handler modules
+    "app.jobs": 6,
+    "app.web": 7,
+    "app": 8,  # create_app, python -m app
 }
 
 

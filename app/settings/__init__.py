@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.settings import values
+from app.settings.bots import BotSettings, bot_settings
 from app.settings.endpoints import (
     DEMO_HANDLERS,
     KF_DEMO_HANDLERS,
@@ -42,6 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_KF_PATH": "/kf",
     "WECOM_KF_HISTORY_SECONDS": 600,
     "WECOM_LOG_LEVEL": "INFO",
+    # The intelligent bot and the LLM backend (app.settings.bots).
+    "WECOM_BOT_PATH": "/bot",
+    "WECOM_BOT_STREAM_WINDOW": 330.0,
+    "WECOM_LLM_HISTORY": 10,
+    "WECOM_LLM_TIMEOUT": 120.0,
 }
 
 #: The development profile: fixed, public, obviously fake keys so a newcomer sees the service work.
@@ -49,9 +55,19 @@ DEV_PROFILE = {
     "WECOM_TOKEN": "devtoken",
     "WECOM_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
     "WECOM_CORP_ID": "wwdevcorp0000000",
+    "WECOM_BOT_TOKEN": "devtoken",
+    "WECOM_BOT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
 }
 #: Any of these names a real app, so the development profile stays off.
-_REAL_KEYS = ("WECOM_TOKEN", "WECOM_AES_KEY", "WECOM_CORP_ID", "WECOM_ENDPOINTS", "WECOM_KF_TOKEN")
+_REAL_KEYS = (
+    "WECOM_TOKEN",
+    "WECOM_AES_KEY",
+    "WECOM_CORP_ID",
+    "WECOM_ENDPOINTS",
+    "WECOM_KF_TOKEN",
+    "WECOM_BOT_TOKEN",
+    "WECOM_BOT_AES_KEY",
+)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -86,6 +102,8 @@ class Settings:
     kf_history_seconds: int
     log_level: str
     forward: ForwardSettings | None = None
+    #: The intelligent bots and the LLM backend.
+    bots: BotSettings = field(default_factory=BotSettings)
 
     def endpoint(self, name: str) -> EndpointSettings:
         for endpoint in self.endpoints:
@@ -138,8 +156,13 @@ def load_settings(
             timeout=values.number(raw, "WECOM_FORWARD_TIMEOUT", float, 0.5, 600.0),
             fallback=str(raw.get("WECOM_FORWARD_FALLBACK") or ""),
         )
+    endpoints = endpoint_settings(raw, forwarding=forward is not None)
+    bots = bot_settings(raw, {endpoint.path: endpoint.name for endpoint in endpoints})
+    if not endpoints and not bots.bots:
+        raise SettingError("WECOM_TOKEN", "no callback endpoint is configured")
     return Settings(
-        endpoints=endpoint_settings(raw, forwarding=forward is not None),
+        endpoints=endpoints,
+        bots=bots,
         development_profile=development,
         corp_id=values.text(raw, "WECOM_CORP_ID"),
         reply_deadline=values.number(raw, "WECOM_REPLY_DEADLINE", float, 0.1, 4.9),

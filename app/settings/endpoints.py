@@ -20,6 +20,8 @@ from app.settings.values import SettingError
 DEMO_HANDLERS = "app.handlers.demo"
 KF_DEMO_HANDLERS = "app.handlers.kf_demo"
 KINDS = ("app", "kf")
+#: WECOM_ENDPOINTS entries of this kind are the intelligent bot's (app.settings.bots).
+BOT_KIND = "aibot"
 ENDPOINT_KEYS = frozenset(
     {"name", "path", "token", "aes_key", "receive_id", "kind", "handlers", "agent_id", "secret"}
 )
@@ -48,6 +50,16 @@ class EndpointSettings:
     kf_secret: str = ""
     handlers_setting: str = "WECOM_HANDLERS"
     kf_handlers_setting: str = "WECOM_KF_HANDLERS"
+
+    @property
+    def demo_answers_messages(self) -> bool:
+        """No handlers module was named for this app endpoint: the demo bot answers (or, with
+        WECOM_LLM_BASE_URL, the model answers text)."""
+        return self.kind == "app" and self.handlers == DEMO_HANDLERS
+
+    @property
+    def demo_answers_kf(self) -> bool:
+        return self.kf_handlers == KF_DEMO_HANDLERS
 
     def __repr__(self) -> str:  # never show the keys
         return f"EndpointSettings(name={self.name!r}, path={self.path!r}, kind={self.kind!r})"
@@ -126,8 +138,6 @@ def endpoint_settings(raw: Mapping[str, Any], forwarding: bool) -> tuple[Endpoin
         )
     endpoints.extend(_extra_endpoints(raw, corp_id, forwarding))
     _check_unique(endpoints)
-    if not endpoints:
-        raise SettingError("WECOM_TOKEN", "no callback endpoint is configured")
     return tuple(endpoints)
 
 
@@ -186,6 +196,8 @@ def _extra_endpoints(
         where = f"{setting}[{index}]"
         if not isinstance(item, dict):
             raise SettingError(where, "must be an object")
+        if item.get("kind") == BOT_KIND:
+            continue
         unknown = set(item) - ENDPOINT_KEYS
         if unknown:
             raise SettingError(where, f"unknown keys {sorted(unknown)}")
@@ -194,7 +206,7 @@ def _extra_endpoints(
             raise SettingError(f"{where}.name", "must be a short lower-case identifier")
         kind = item.get("kind", "app")
         if kind not in KINDS:
-            raise SettingError(f"{where}.kind", f"must be one of {', '.join(KINDS)}")
+            raise SettingError(f"{where}.kind", f"must be one of {', '.join((*KINDS, BOT_KIND))}")
         receive_id = item.get("receive_id", corp_id)
         if not isinstance(receive_id, str):
             raise SettingError(f"{where}.receive_id", "must be a string")

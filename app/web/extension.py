@@ -19,6 +19,7 @@ from app.jobs.engine import JobEngine
 from app.routing.endpoints import Endpoint, build_endpoint
 from app.settings import SettingError, Settings
 from app.web.blueprint import callback_blueprint
+from app.web.bot_extension import install_bots
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class WeComService:
         app.config["MAX_CONTENT_LENGTH"] = settings.max_body
         app.extensions["wecom"] = self
         app.before_request(self.start_background)
+        install_bots(app, self)  # intelligent bots and the LLM backend (app.web.bot_extension)
 
     # -- the per-process engine ----------------------------------------------------------------
     @property

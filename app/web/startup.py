@@ -64,6 +64,36 @@ def summary(settings: Settings) -> list[tuple[int, str]]:
                     "set, so 微信客服 messages can be neither pulled nor answered",
                 )
             )
+    lines.extend(_bot_lines(settings))
+    return lines
+
+
+def _bot_lines(settings: Settings) -> list[tuple[int, str]]:
+    lines = []
+    llm = settings.bots.llm
+    for bot in settings.bots.bots:
+        answered_by = bot.handlers or ("the model" if llm.enabled else "the demo bot")
+        lines.append((logging.INFO, f"endpoint {bot.name} (aibot) at {bot.path}, {answered_by}"))
+    if llm.enabled:
+        parts = urlsplit(llm.base_url)
+        where = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+        lines.append((logging.INFO, f"text is answered by the model {llm.model} at {where}"))
+        for endpoint in settings.endpoints:
+            answered = [
+                what
+                for what, demo in (
+                    ("messages", endpoint.demo_answers_messages),
+                    ("微信客服", endpoint.demo_answers_kf),
+                )
+                if demo
+            ]
+            if answered:
+                lines.append(
+                    (
+                        logging.INFO,
+                        f"endpoint {endpoint.name}: the model answers {' and '.join(answered)}",
+                    )
+                )
     return lines
 
 

@@ -6,9 +6,9 @@ hints, never to be trusted: identity comes from the decrypted plaintext.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from . import jsonsafe
 from .errors import EnvelopeError
 from .xmlsafe import cdata, escape_text, parse_xml
 
@@ -52,10 +52,8 @@ def parse_envelope(body: bytes | str) -> dict[str, str]:
 
 
 def _json_fields(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EnvelopeError(f"malformed JSON: {exc}") from None
+    # Not json.loads: a deeply nested body would raise RecursionError (a 500).
+    document = jsonsafe.loads(body, max_bytes=len(body), max_depth=2, error=EnvelopeError)
     if not isinstance(document, dict):
         raise EnvelopeError("the JSON envelope must be an object")
     fields: dict[str, Any] = {}

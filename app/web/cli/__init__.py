@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app.devtools.simulator import CallbackResult, SimulationError, Simulator
+from app.web.cli.bot_simulate import bot_group
 from app.web.cli.fake_wecom import fake_wecom
 from app.web.cli.kf_simulate import kf_group
 from app.web.cli.service_target import URL_HELP, cannot_reach, resolve_target
@@ -81,6 +82,8 @@ def simulate(ctx: click.Context, url: str | None, endpoint_name: str | None) -> 
       FLASK_RUN_PORT        http://127.0.0.1:$FLASK_RUN_PORT (with FLASK_RUN_HOST)
       (none of these)       http://127.0.0.1:8000, where scripts/run.sh serves
     """
+    if ctx.invoked_subcommand == "bot":
+        return  # the bot group takes its keys from the bot's settings
     if endpoint_name is None:
         endpoints = current_app.extensions["wecom"].endpoints
         kf = [name for name, e in endpoints.items() if e.settings.kind == "kf"]
@@ -89,6 +92,7 @@ def simulate(ctx: click.Context, url: str | None, endpoint_name: str | None) -> 
 
 
 simulate.add_command(kf_group)
+simulate.add_command(bot_group)
 
 
 @simulate.command("verify")
