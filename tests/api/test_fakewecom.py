@@ -16,6 +16,7 @@ import requests
 
 from app.devtools.fakewecom import FakeControl, FakeWeCom
 from tests.api.conftest import AGENT_ID, APP_SECRET, CORP_ID, KF_A, KF_B, KF_SECRET
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -580,11 +581,10 @@ def test_stop_interrupts_a_pending_delay(http: requests.Session) -> None:
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.2)
-    started = time.monotonic()
+    wait_for(lambda: fake.requests("gettoken"))  # the request is in its 30 s delay
     fake.stop()
-    thread.join(10)
-    assert time.monotonic() - started < 5
+    thread.join(10)  # well before the delay would end
+    assert not thread.is_alive()
     assert result and isinstance(result[0], requests.ConnectionError)
 
 

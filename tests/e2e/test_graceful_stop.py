@@ -14,7 +14,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -175,36 +174,38 @@ http {{
 """
 
 
+def start_nginx(folder: Path, upstream: int) -> tuple[subprocess.Popen, str]:
+    """nginx in front of ``upstream``; it binds its own port, so start again if that was taken."""
+    assert NGINX is not None
+    for _ in range(3):
+        port = free_port()
+        config = folder / "nginx.conf"
+        config.write_text(NGINX_CONF.format(dir=folder, upstream=upstream, port=port))
+        nginx = subprocess.Popen(
+            [NGINX, "-p", str(folder), "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: nginx.poll() is not None or _answers(url), timeout=15)  # noqa: B023
+        if nginx.poll() is None:
+            return nginx, url
+        if "Address already in use" not in (folder / "error.log").read_text():
+            break
+    raise RuntimeError("nginx did not start:\n" + (folder / "error.log").read_text())
+
+
 @pytest.fixture
 def nginx_in_front(tmp_path) -> Iterator[tuple[LiveService, str]]:
     if NGINX is None:
         pytest.skip("nginx is not installed (scripts/test.sh installs it)")
     with LiveService(KEYS, workers=2) as live:
-        for _ in range(3):  # nginx binds its own port: start again if it was taken meanwhile
-            port = free_port()
-            (tmp_path / "nginx.conf").write_text(
-                NGINX_CONF.format(dir=tmp_path, upstream=live.port, port=port)
-            )
-            log = (tmp_path / "nginx.out").open("wb")
-            nginx = subprocess.Popen(
-                [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            url = f"http://127.0.0.1:{port}"
-            try:
-                wait_for(lambda: _answers(url) or nginx.poll() is not None, timeout=15)
-                if nginx.poll() is None:
-                    yield live, url
-                    return
-            finally:
-                if nginx.poll() is None:
-                    nginx.terminate()
-                    nginx.wait(10)
-                log.close()
-            if "Address already in use" not in (tmp_path / "error.log").read_text():
-                break
-        pytest.fail("nginx did not start:\n" + (tmp_path / "error.log").read_text())
+        nginx, url = start_nginx(tmp_path, live.port)
+        try:
+            yield live, url
+        finally:
+            nginx.terminate()
+            nginx.wait(10)
 
 
 def _answers(url: str) -> bool:
@@ -218,7 +219,8 @@ def test_stop_behind_nginx_keepalive_pool(nginx_in_front):
     live, url = nginx_in_front
 
     def one(_: int) -> int:
-        return requests.get(url + "/healthz", headers={"Connection": "close"}, timeout=10).status_code
+        response = requests.get(url + "/healthz", headers={"Connection": "close"}, timeout=10)
+        return response.status_code
 
     with ThreadPoolExecutor(16) as pool:
         assert set(pool.map(one, range(64))) == {200}
