@@ -107,10 +107,6 @@ class GracefulGeventWorker(GeventPyWSGIWorker):
         self._servers: list[_Server] = []
         self._exit_requested: Event | None = None
 
-    def init_process(self) -> None:
-        self._exit_requested = Event()
-        super().init_process()
-
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
         # A signal handler may run inside any greenlet: leave the work to a new one.
@@ -125,11 +121,11 @@ class GracefulGeventWorker(GeventPyWSGIWorker):
             self._exit_requested.set()
 
     def run(self) -> None:
+        exit_requested = self._exit_requested = Event()
         self._servers = [self._serve(listener) for listener in self.sockets]
-        assert self._exit_requested is not None
         while self.alive:
             self.notify()
-            self._exit_requested.wait(HEARTBEAT_SECONDS)
+            exit_requested.wait(HEARTBEAT_SECONDS)
         self._begin_stop()  # again: connections accepted since the signal are covered too
         self._drain()
 
