@@ -22,9 +22,14 @@ logger_class = "app.web.serving.GunicornLogger"
 
 # gevent workers: a handler blocked on a business API or an LLM yields to the other requests.
 # For this service both gevent classes measure alike (bench/: p99 100 ms vs 98 ms, one worker, 64
-# keep-alive connections). gevent_pywsgi is the default because with an app that never yields the
+# keep-alive connections). gevent_pywsgi is the base because with an app that never yields the
 # plain gevent class lets some connections hog the worker (wechatpy baseline: p99 754 ms vs 200).
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent_pywsgi")
+# The default is gunicorn's gevent_pywsgi worker with a stop that does not wait for idle keep-alive
+# clients (nginx's upstream pool, WeCom): it stops in well under a second instead of waiting out
+# graceful_timeout, while requests in flight still finish (see app/web/gunicorn_worker.py).
+worker_class = os.environ.get(
+    "GUNICORN_WORKER_CLASS", "app.web.gunicorn_worker.GracefulGeventWorker"
+)
 
 # Callbacks are I/O-bound, so a couple of processes per core is plenty.
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count(), 8)))
@@ -33,6 +38,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 
 # Under gevent this only detects a wedged worker; the reply deadline bounds each request.
+# graceful_timeout bounds how long a stopping worker lets requests in flight finish.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 

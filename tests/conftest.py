@@ -4,11 +4,13 @@ encrypts callbacks for it (the simulator, talking through the test client)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from app import create_app
 from app.devtools.simulator import Simulator, Transport
+from tests.helpers import GATES_VARIABLE, Gates
 
 pytest_plugins = ["tests.servers"]  # real redis-server for the Redis store tests
 
@@ -31,6 +33,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("WECOM_") or name in ("T_TOKEN", "C_TOKEN"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def gates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Gates:
+    """Gates for "hold NAME" handlers (tests/handlers_slow.py) run in this process."""
+    folder = tmp_path / "gates"
+    monkeypatch.setenv(GATES_VARIABLE, str(folder))
+    return Gates(folder)
 
 
 @pytest.fixture

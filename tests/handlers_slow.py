@@ -1,4 +1,5 @@
-"""Handlers for the deadline and delivery tests: "sleep N" sleeps N seconds, then answers.
+"""Handlers for the deadline and delivery tests: "hold NAME" waits until the test opens the gate
+NAME (see tests.helpers.Gates), "sleep N" sleeps N seconds; both then answer.
 
 Each run is counted in-process and, when WECOM_TEST_RECORD is set, appended to that file, so
 tests that drive several gunicorn workers can count handler runs across processes.
@@ -11,6 +12,7 @@ import os
 import time
 
 from app.routing import Router
+from tests.helpers import wait_at_gate
 
 router = Router()
 RUNS: collections.Counter[str] = collections.Counter()
@@ -23,6 +25,13 @@ def _record(message: dict) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as record:
             record.write(f"{key} {os.getpid()}\n")
+
+
+@router.regex(r"^hold (\w+)$")
+def held(message: dict, match) -> str:
+    _record(message)
+    wait_at_gate(match.group(1))
+    return f"released {match.group(1)}"
 
 
 @router.regex(r"^sleep (\d+(?:\.\d+)?)$")
@@ -38,11 +47,13 @@ def boom(message: dict) -> str:
     raise RuntimeError("handler bug")
 
 
-@router.text("long")
-def long_answer(message: dict) -> str:
+@router.regex(r"^long(?: (\w+))?$")
+def long_answer(message: dict, match) -> str:
+    """4500 bytes: more than one message/send text; "long NAME" first holds at the gate NAME."""
     _record(message)
-    time.sleep(float(os.environ.get("WECOM_TEST_LONG_SLEEP", "0")))
-    return "长" * 1500  # 4500 bytes: more than one message/send text
+    if match.group(1):
+        wait_at_gate(match.group(1))
+    return "长" * 1500
 
 
 @router.default

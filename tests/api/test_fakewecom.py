@@ -581,9 +581,9 @@ def test_stop_interrupts_a_pending_delay(http: requests.Session) -> None:
 
     thread = threading.Thread(target=call)
     thread.start()
-    wait_for(lambda: fake.requests("gettoken"))  # the call arrived and is being delayed
+    wait_for(lambda: fake.requests("gettoken"))  # the request is in its 30 s delay
     fake.stop()
-    thread.join(10)  # far below the 30 s delay: stop() cut it short
+    thread.join(10)  # well before the delay would end
     assert not thread.is_alive()
     assert result and isinstance(result[0], requests.ConnectionError)
 

@@ -1,4 +1,10 @@
-"""Run the real service under gunicorn with gevent workers, on a free loopback port."""
+"""Run the real service under gunicorn with gevent workers, on a loopback port no one can take.
+
+gunicorn gets a listening socket this process bound (``GUNICORN_BIND=fd://N``), so there is no
+moment between choosing a port and binding it. A command that cannot take a socket (``python -m
+app -p=PORT``, ``flask run --port PORT``) gets a port that was free a moment ago and is started
+again on another one if it finds that port taken.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +15,36 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+#: What gunicorn and werkzeug print when the port is taken.
+PORT_TAKEN = ("Connection in use", "Address already in use")
+PORT_ATTEMPTS = 3
+
+
+def listening_socket() -> socket.socket:
+    """A TCP socket listening on a free loopback port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
 
 def free_port() -> int:
+    """A port that was free a moment ago: only for commands that cannot take a socket."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 class LiveService:
-    """``python -m gunicorn -c gunicorn.conf.py wsgi:app`` with the given settings."""
+    """``python -m gunicorn -c gunicorn.conf.py wsgi:app`` with the given settings, or the
+    ``command`` built for a port."""
 
     def __init__(
         self,
@@ -31,60 +52,92 @@ class LiveService:
         *,
         workers: int = 2,
         worker_class: str | None = None,
-        command: list[str] | None = None,
+        command: Callable[[int], list[str]] | None = None,
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith("WECOM_") and k not in ("T_TOKEN", "C_TOKEN")
         }
-        self.env.update(
-            GUNICORN_BIND=f"127.0.0.1:{self.port}",
-            WEB_CONCURRENCY=str(workers),
-            GUNICORN_ACCESSLOG="",
-            PYTHONUNBUFFERED="1",
-        )
+        self.env.update(WEB_CONCURRENCY=str(workers), GUNICORN_ACCESSLOG="", PYTHONUNBUFFERED="1")
         if worker_class:
             self.env["GUNICORN_WORKER_CLASS"] = worker_class
         self.env.update(env)
-        self.command = command or [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "wsgi:app",
-        ]
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()/__exit__
+        self.command = command
+        self._listener: socket.socket | None = None
+        if command is None:
+            self._listener = listening_socket()
+            self.port = self._listener.getsockname()[1]
+        else:
+            self.port = free_port()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()/__exit__
         self.process: subprocess.Popen | None = None
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self, timeout: float = 30.0) -> LiveService:
+        try:
+            for attempt in range(PORT_ATTEMPTS):
+                if attempt:
+                    self.port = free_port()
+                self._spawn()
+                if self._wait_ready(timeout):
+                    return self
+            raise RuntimeError(f"the port was taken {PORT_ATTEMPTS} times:\n{self.output()}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _spawn(self) -> None:
+        self.log.seek(0)
+        self.log.truncate()
+        env = dict(self.env)
+        if self._listener is not None:
+            fd = self._listener.fileno()
+            env["GUNICORN_BIND"] = f"fd://{fd}"
+            command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+            pass_fds: tuple[int, ...] = (fd,)
+        else:
+            assert self.command is not None
+            command, pass_fds = self.command(self.port), ()
         self.process = subprocess.Popen(
-            self.command,
+            command,
             cwd=PROJECT_ROOT,
-            env=self.env,
+            env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
+        if self._listener is not None:  # gunicorn holds it now; a stopped service refuses
+            self._listener.close()
+            self._listener = None
+
+    def _wait_ready(self, timeout: float) -> bool:
+        """True once /healthz answers; False when the port turned out to be taken."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.output()
-                self.log.close()
-                raise RuntimeError(f"service exited with {self.process.returncode}:\n{output}")
+                if self._port_taken():
+                    return False
+                code = self.process.returncode
+                raise RuntimeError(f"service exited with {code}:\n{self.output()}")
+            if self._port_taken():
+                self.kill()
+                return False
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return True
             except requests.RequestException:
-                pass
-            time.sleep(0.1)
+                time.sleep(0.05)  # connection refused: not listening yet
         self.stop()
-        output = self.output()
-        self.log.close()
-        raise RuntimeError(f"service not ready after {timeout} s:\n{output}")
+        raise RuntimeError(f"service not ready after {timeout} s:\n{self.output()}")
+
+    def _port_taken(self) -> bool:
+        return self.command is not None and any(text in self.output() for text in PORT_TAKEN)
 
     def output(self) -> str:
         self.log.seek(0)
@@ -108,6 +161,7 @@ class LiveService:
         return children
 
     def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, as a supervisor stops it; SIGKILL if it is still there after ``timeout``."""
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -123,9 +177,14 @@ class LiveService:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
 
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+        if self._listener is not None:
+            self._listener.close()
+
     def __enter__(self) -> LiveService:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
-        self.stop()
-        self.log.close()
+        self.close()

@@ -39,7 +39,7 @@ def simulate(live: LiveService, *args: str, env: dict[str, str] | None = None):
 
 
 def test_runs_gevent_workers(service):
-    assert "Using worker: gevent" in service.output()
+    assert "Using worker: app.web.gunicorn_worker.GracefulGeventWorker" in service.output()
     assert len(service.worker_pids()) == 2
 
 
@@ -78,26 +78,24 @@ def test_bad_input_never_500(service):
 
 def test_guide_command_line_and_development_profile(tmp_path):
     """`python -m app -p=PORT` with the guide's flags, then with nothing configured at all."""
-    guide = LiveService({"WECOM_STORE": f"sqlite:///{tmp_path / 'a.db'}"})
-    guide.command = [
-        sys.executable,
-        "-m",
-        "app",
-        f"-p={guide.port}",
-        f"-t={TOKEN}",
-        f"-c={CORP_ID}",
-        f"-a={AES_KEY}",
-        "--host",
-        "127.0.0.1",
-        "-w",
-        "1",
-    ]
+    guide = LiveService(
+        {"WECOM_STORE": f"sqlite:///{tmp_path / 'a.db'}"},
+        command=lambda port: [
+            sys.executable, "-m", "app",
+            f"-p={port}", f"-t={TOKEN}", f"-c={CORP_ID}", f"-a={AES_KEY}",
+            "--host", "127.0.0.1", "-w", "1",
+        ],
+    )  # fmt: skip
     with guide:
         answered = simulate(guide, "text", "你好")
         assert answered.stdout.strip() == "你好,这是测试机器人", answered.stderr
 
-    dev = LiveService({"WECOM_STORE": f"sqlite:///{tmp_path / 'b.db'}"})
-    dev.command = [sys.executable, "-m", "app", f"-p={dev.port}", "--host", "127.0.0.1", "-w", "1"]
+    dev = LiveService(
+        {"WECOM_STORE": f"sqlite:///{tmp_path / 'b.db'}"},
+        command=lambda port: [
+            sys.executable, "-m", "app", f"-p={port}", "--host", "127.0.0.1", "-w", "1"
+        ],
+    )  # fmt: skip
     with dev:
         assert "DEVELOPMENT PROFILE" in dev.output()
         answered = simulate(dev, "text", "你好", env={})
@@ -105,8 +103,12 @@ def test_guide_command_line_and_development_profile(tmp_path):
 
 
 def test_flask_run_serves_the_same_app(tmp_path):
-    dev = LiveService({"WECOM_STORE": f"sqlite:///{tmp_path / 'c.db'}"} | KEYS)
-    dev.command = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(dev.port)]
+    dev = LiveService(
+        {"WECOM_STORE": f"sqlite:///{tmp_path / 'c.db'}"} | KEYS,
+        command=lambda port: [
+            sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(port)
+        ],
+    )  # fmt: skip
     with dev:
         answered = simulate(dev, "text", "你好")
         assert answered.stdout.strip() == "你好,这是测试机器人", answered.stderr

@@ -7,6 +7,7 @@ import collections
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from app.infra.store import JobState, SqliteStore
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.e2e.live import PROJECT_ROOT, LiveService
 from tests.helpers import wait_for
+from tests.settled import settled
 
 pytestmark = pytest.mark.e2e
 
@@ -63,10 +65,22 @@ def fake():
 
 
 @pytest.fixture(scope="module")
-def service(fake, tmp_path_factory):
-    store = tmp_path_factory.mktemp("kf") / "state.db"
-    with LiveService(service_env(fake, store)) as live:
+def store_path(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("kf") / "state.db"
+
+
+@pytest.fixture(scope="module")
+def service(fake, store_path):
+    with LiveService(service_env(fake, store_path)) as live:
         yield live
+
+
+@pytest.fixture(scope="module")
+def jobs(service, store_path) -> Iterator[SqliteStore]:
+    """The service's own store, read from the test."""
+    store = SqliteStore(store_path)
+    yield store
+    store.close()
 
 
 def doorbell(live: LiveService) -> Simulator:
@@ -78,7 +92,7 @@ def ring(simulator: Simulator, token: str, open_kfid: str) -> None:
     assert (result.status, result.body) == (200, b""), result
 
 
-def test_500_messages_in_bursts_are_answered_once_each_in_order(service, fake):
+def test_500_messages_in_bursts_are_answered_once_each_in_order(service, fake, jobs):
     simulator = doorbell(service)
     customers = [f"wmLIVE{c:04d}" for c in range(100)]  # five messages each: within WeCom's 5
     started = time.monotonic()
@@ -105,7 +119,7 @@ def test_500_messages_in_bursts_are_answered_once_each_in_order(service, fake):
             time.sleep(0.05)
         wait_for(lambda: len(kf_sent(fake)) >= 500, timeout=60, interval=0.1)
     elapsed = time.monotonic() - started
-    time.sleep(1.0)  # nothing more may come
+    wait_for(lambda: settled(jobs, ACCOUNTS), timeout=30)  # nothing more can come
 
     by_customer = texts_by_customer(fake)
     assert sum(len(texts) for texts in by_customer.values()) == 500
@@ -118,7 +132,7 @@ def test_500_messages_in_bursts_are_answered_once_each_in_order(service, fake):
     assert "Traceback" not in service.output()
 
 
-def test_faults_welcome_and_refusal(service, fake, tmp_path):
+def test_faults_welcome_and_refusal(service, fake, jobs, tmp_path):
     simulator = doorbell(service)
     kf = ACCOUNTS[0]
     before = len(kf_sent(fake))
@@ -148,7 +162,7 @@ def test_faults_welcome_and_refusal(service, fake, tmp_path):
     fake.set_session(kf, "wmCLOSED", 4)
     ring(simulator, closed["token"], kf)
     wait_for(lambda: "95013" in service.output(), timeout=15)
-    time.sleep(1.0)
+    wait_for(lambda: settled(jobs, [kf]), timeout=15)  # the refusal is final: no retry comes
     refused = [r for r in fake.requests("kf/send_msg") if r["body"]["touser"] == "wmCLOSED"]
     assert [r["errcode"] for r in refused] == [95013]
 
@@ -200,12 +214,12 @@ def test_kill_mid_pull_and_restart_loses_none_and_duplicates_none(tmp_path):
                 ]
                 expected.update({u: [f"{u}-{t}" for t in range(3)] for u in users})
                 ring(simulator, fake.enqueue_kf(open_kfid=kf, messages=messages)["token"], kf)
-            time.sleep(0.5)
+            # Kill once a slow pull is under way.
+            wait_for(lambda: any(r["fault"] == "delay" for r in fake.requests("kf/sync_msg")))
             answered_before_kill = len(kf_sent(fake))
             first.kill()
         finally:
-            first.stop()
-            first.log.close()
+            first.close()
         assert answered_before_kill < 186, "everything was answered before the kill"
         fake.state.clear_faults()
         pulls_before_restart = len(fake.requests("kf/sync_msg"))
@@ -213,7 +227,11 @@ def test_kill_mid_pull_and_restart_loses_none_and_duplicates_none(tmp_path):
         with LiveService(env) as second:  # no new callback: the sweep and recovery resume
             total = sum(len(texts) for texts in expected.values())
             wait_for(lambda: len(kf_sent(fake)) >= total, timeout=40, interval=0.1)
-            time.sleep(2.5)  # a lease's worth: nothing more may come
+            observed = SqliteStore(store)
+            try:  # the dead workers' leases ran out and were taken over: nothing more can come
+                wait_for(lambda: settled(observed, ACCOUNTS), timeout=30)
+            finally:
+                observed.close()
             by_customer = texts_by_customer(fake)
             assert sum(len(texts) for texts in by_customer.values()) == total
             for user, texts in expected.items():

@@ -59,9 +59,10 @@ def test_the_summary_is_printed_once_for_four_workers_in_one_format(tmp_path):
 
 
 def test_the_development_profile_listens_on_loopback_by_default(tmp_path):
-    service = LiveService({"WECOM_STORE": f"sqlite:///{tmp_path / 'dev.db'}"}, workers=1)
-    del service.env["GUNICORN_BIND"]
-    service.command = [sys.executable, "-m", "app", f"-p={service.port}", "-w", "1"]
+    service = LiveService(
+        {"WECOM_STORE": f"sqlite:///{tmp_path / 'dev.db'}"},
+        command=lambda port: [sys.executable, "-m", "app", f"-p={port}", "-w", "1"],
+    )
     with service:
         output = service.output()
     assert f"Listening at: http://127.0.0.1:{service.port}" in output
@@ -69,17 +70,19 @@ def test_the_development_profile_listens_on_loopback_by_default(tmp_path):
 
 
 def test_flask_run_prints_the_summary(tmp_path):
-    service = LiveService(KEYS | {"WECOM_STORE": f"sqlite:///{tmp_path / 'run.db'}"})
-    service.command = [
-        sys.executable,
-        "-m",
-        "flask",
-        "--app",
-        "wsgi",
-        "run",
-        "--port",
-        str(service.port),
-    ]
+    service = LiveService(
+        KEYS | {"WECOM_STORE": f"sqlite:///{tmp_path / 'run.db'}"},
+        command=lambda port: [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi",
+            "run",
+            "-p",
+            str(port),
+        ],
+    )
     with service:
         output = service.output()
     assert sum("endpoint app (app) at /" in line for line in output.splitlines()) == 1

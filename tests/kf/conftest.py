@@ -11,7 +11,9 @@ import pytest
 from app import create_app
 from app.devtools.fakewecom import FakeWeCom
 from app.devtools.simulator import Simulator
+from app.infra.store import Store
 from tests.conftest import AES_KEY, CORP_ID, TOKEN, client_transport
+from tests.settled import settled
 
 KF_SECRET = "kf-secret-for-tests"
 APP_SECRET = "app-secret-for-tests"
@@ -43,11 +45,17 @@ def app_config(fake) -> dict:
 
 
 class Customers:
-    """WeChat customers writing to kf accounts of the fake, and WeCom ringing the doorbell."""
+    """WeChat customers writing to kf accounts of the fake, and WeCom ringing the doorbell of the
+    app whose store is ``store``."""
 
-    def __init__(self, fake: FakeWeCom, simulator: Simulator) -> None:
+    def __init__(self, fake: FakeWeCom, simulator: Simulator, store: Store) -> None:
         self.fake = fake
         self.simulator = simulator
+        self.store = store
+
+    def settled(self) -> bool:
+        """Nothing more will be pulled or sent until the next doorbell (see tests.settled)."""
+        return settled(self.store, [KF_A, KF_B])
 
     def write(self, open_kfid: str, *messages: dict[str, Any], ring: bool = True) -> dict:
         queued = self.fake.enqueue_kf(open_kfid=open_kfid, messages=list(messages))
@@ -74,9 +82,9 @@ class Customers:
 
 
 @pytest.fixture
-def customers(client, fake) -> Customers:
+def customers(app, client, fake) -> Customers:
     simulator = Simulator("/kf", TOKEN, AES_KEY, CORP_ID, transport=client_transport(client))
-    return Customers(fake, simulator)
+    return Customers(fake, simulator, app.extensions["wecom"].store)
 
 
 @pytest.fixture
@@ -89,7 +97,8 @@ def customers_of(fake) -> Iterator[Callable[..., Customers]]:
         app = create_app(config)
         apps.append(app)
         transport = client_transport(app.test_client())
-        return Customers(fake, Simulator(path, TOKEN, AES_KEY, CORP_ID, transport=transport))
+        simulator = Simulator(path, TOKEN, AES_KEY, CORP_ID, transport=transport)
+        return Customers(fake, simulator, app.extensions["wecom"].store)
 
     yield make
     for app in apps:

@@ -1,12 +1,13 @@
-"""kf handlers for the tests: "sleep N" answers after N seconds, "boom" fails, "menu" answers a
-msgmenu, events are answered when the test says so. Every run is counted by msgid."""
+"""kf handlers for the tests: "hold NAME" answers once the test opens the gate NAME (see
+tests.helpers.Gates), "boom" fails, "menu" answers a msgmenu, events are answered when the test
+says so. Every run is counted by msgid."""
 
 from __future__ import annotations
 
 import collections
-import time
 
 from app.kf import NEXT, KfRouter, MenuClick, MsgMenu
+from tests.helpers import wait_at_gate
 
 router = KfRouter()
 RUNS: collections.Counter[str] = collections.Counter()
@@ -19,10 +20,10 @@ def count(message: dict) -> object:
     return NEXT
 
 
-@router.regex(r"^sleep (\d+(?:\.\d+)?)$")
-def sleepy(message: dict, match) -> str:
-    time.sleep(float(match.group(1)))
-    return f"slept {match.group(1)}"
+@router.regex(r"^hold (\w+)$")
+def held(message: dict, match) -> str:
+    wait_at_gate(match.group(1))
+    return f"released {match.group(1)}"
 
 
 @router.text("boom")

@@ -19,6 +19,7 @@ from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.helpers import wait_for
 from tests.kf import handlers_kf
 from tests.kf.conftest import APP_SECRET, KF_A, KF_B
+from tests.settled import settled
 
 
 @pytest.fixture
@@ -31,15 +32,13 @@ def state_of(service, key: str) -> JobState | None:
     return job.state if job else None
 
 
-def test_doorbell_is_answered_empty_at_once_and_the_demo_answers(customers):
-    started = time.monotonic()
+def test_doorbell_is_answered_empty_and_the_demo_answers(customers):
     customers.write(
         KF_A,
         {"external_userid": "wm1", "text": "你好"},
         {"external_userid": "wm1", "text": "在吗"},
         {"external_userid": "wm2", "msgtype": "image", "image": {"media_id": "MEDIA"}},
     )
-    assert time.monotonic() - started < 1.0
     wait_for(lambda: len(customers.answers()) == 3)
     assert customers.texts("wm1") == ["你好,这是测试机器人", "在吗"]
     assert customers.texts("wm2") == ["收到图片"]
@@ -59,7 +58,7 @@ def test_cursor_is_persisted_and_nothing_is_answered_twice(customers, service, f
     assert "cursor" not in syncs[0]
     assert syncs[1]["cursor"] == cursor
     assert all(body["open_kfid"] == KF_A and body["token"] for body in syncs)
-    time.sleep(0.3)
+    wait_for(lambda: settled(service.store, [KF_A]))
     assert customers.texts() == ["one", "two"]
 
 
@@ -89,7 +88,7 @@ def test_first_start_answers_only_recent_history(app_config, customers_of):
     wait_for(lambda: customers.texts() == ["just now", "late"])
 
 
-def test_servicer_messages_and_events_get_no_demo_answer(customers):
+def test_servicer_messages_and_events_get_no_demo_answer(customers, service):
     customers.write(
         KF_A,
         {"external_userid": "wm1", "origin": 5, "servicer_userid": "zhangsan", "text": "人工回复"},
@@ -97,7 +96,7 @@ def test_servicer_messages_and_events_get_no_demo_answer(customers):
         {"external_userid": "wm1", "text": "客户"},
     )
     wait_for(lambda: customers.texts() == ["客户"])
-    time.sleep(0.3)
+    wait_for(lambda: settled(service.store, [KF_A]))
     assert customers.texts() == ["客户"]  # the servicer's message and the event got no answer
 
 
@@ -142,47 +141,68 @@ class TestWithHandlers:
         # The recall matched its own rule first; the other event reached the catch-all one.
         assert [e["event"]["event_type"] for e in handlers_kf.EVENTS] == ["servicer_status_change"]
 
-    def test_welcome_goes_with_the_welcome_code_and_first(self, customers, fake):
+    def test_welcome_goes_with_the_welcome_code_and_first(self, customers, fake, gates):
         customers.write(
             KF_A,
-            {"external_userid": "wm1", "text": "sleep 0.3"},
+            {"external_userid": "wm1", "text": "hold w1"},
             {"external_userid": "wm2", "event": "enter_session", "scene": "ad"},
             {"external_userid": "wm2", "text": "hello"},
         )
+        wait_for(lambda: len(customers.answers()) == 2)  # wm1's handler still holds
+        gates.open("w1")
         wait_for(lambda: len(customers.answers()) == 3)
         welcome, *rest = customers.answers()
         assert welcome["api"] == "kf/send_msg_on_event"
         assert (welcome["touser"], welcome["code_kind"]) == ("wm2", "welcome")
         assert welcome["body"]["text"]["content"] == "欢迎"
-        assert [a["body"]["text"]["content"] for a in rest] == ["hello", "slept 0.3"]
+        assert [a["body"]["text"]["content"] for a in rest] == ["hello", "released w1"]
 
-    def test_enter_session_without_a_welcome_code_gets_no_welcome(self, customers):
+    def test_doorbell_is_answered_before_the_handlers_finish(self, customers, gates):
+        ringing = threading.Thread(
+            target=customers.write, args=(KF_A, {"external_userid": "wm1", "text": "hold d1"})
+        )
+        ringing.start()
+        ringing.join(10)  # a doorbell waiting for the handler would wait for the gate
+        assert not ringing.is_alive()
+        assert customers.answers() == []
+        gates.open("d1")
+        wait_for(lambda: customers.texts() == ["released d1"])
+
+    def test_enter_session_without_a_welcome_code_gets_no_welcome(self, customers, service):
         customers.write(
             KF_A,
             {"external_userid": "wm1", "event": "enter_session", "welcome_code": False},
             {"external_userid": "wm1", "text": "hi"},
         )
         wait_for(lambda: customers.texts() == ["hi"])
-        time.sleep(0.2)
+        wait_for(lambda: settled(service.store, [KF_A]))
         assert [a["api"] for a in customers.answers()] == ["kf/send_msg"]
 
-    def test_one_customer_in_order_while_others_go_ahead(self, customers):
+    def test_one_customer_in_order_while_others_go_ahead(self, customers, gates):
         customers.write(
             KF_A,
-            {"external_userid": "slow", "text": "sleep 0.5"},
+            {"external_userid": "slow", "text": "hold o1"},
             {"external_userid": "slow", "text": "after"},
             {"external_userid": "fast", "text": "quick"},
         )
+        wait_for(lambda: customers.texts() == ["quick"])  # while slow's first one holds
+        assert handlers_kf.RUNS and len(customers.answers()) == 1
+        gates.open("o1")
         wait_for(lambda: len(customers.answers()) == 3)
-        assert customers.texts() == ["quick", "slept 0.5", "after"]
+        assert customers.texts() == ["quick", "released o1", "after"]
 
-    def test_order_holds_across_callbacks_and_pages(self, customers, service):
+    def test_order_holds_across_callbacks_and_pages(self, customers, service, gates):
         service.engine.puller.sync.page_limit = 1
-        customers.write(KF_A, {"external_userid": "wm1", "text": "sleep 0.3"})
-        customers.write(KF_A, {"external_userid": "wm1", "text": "second"})
-        customers.write(KF_A, {"external_userid": "wm1", "text": "third"})
+        queued = [customers.write(KF_A, {"external_userid": "wm1", "text": "hold p1"})]
+        queued.append(customers.write(KF_A, {"external_userid": "wm1", "text": "second"}))
+        queued.append(customers.write(KF_A, {"external_userid": "wm1", "text": "third"}))
+        keys = [job_key(KF_A, q["msgids"][0]) for q in queued]
+        # All three are pulled (claimed) while the first still holds: the others wait for it.
+        wait_for(lambda: all(service.store.get_job(key) for key in keys))
+        assert customers.answers() == []
+        gates.open("p1")
         wait_for(lambda: len(customers.answers()) == 3)
-        assert customers.texts() == ["slept 0.3", "second", "third"]
+        assert customers.texts() == ["released p1", "second", "third"]
 
     def test_menu_and_its_click(self, customers):
         customers.write(KF_A, {"external_userid": "wm1", "text": "menu"})
@@ -222,10 +242,10 @@ class TestWithHandlers:
         assert "M1" in caplog.text
 
 
-def test_burst_of_callbacks_causes_one_catching_up_pull(customers, fake):
+def test_burst_of_callbacks_causes_one_catching_up_pull(customers, service, fake):
     fake.fault("kf/sync_msg", "delay", seconds=0.5)  # the first pull is slow
     first = customers.write(KF_A, {"external_userid": "wm0", "text": "m0"})
-    time.sleep(0.1)
+    wait_for(lambda: fake.requests("kf/sync_msg"))  # it has begun
     tokens = [first["token"]]
     for i in range(1, 20):
         tokens.append(
@@ -240,7 +260,7 @@ def test_burst_of_callbacks_causes_one_catching_up_pull(customers, fake):
     for thread in threads:
         thread.join(10)
     wait_for(lambda: len(customers.answers()) == 20)
-    time.sleep(0.3)
+    wait_for(lambda: settled(service.store, [KF_A]))
     assert len(customers.answers()) == 20
     pulls = fake.requests("kf/sync_msg")
     assert len(pulls) == 2  # the slow first one, then one that caught up with 19 callbacks
@@ -248,11 +268,15 @@ def test_burst_of_callbacks_causes_one_catching_up_pull(customers, fake):
 
 def test_pulls_for_two_accounts_run_side_by_side(customers, fake):
     fake.fault("kf/sync_msg", "delay", seconds=0.5, count=2)
-    started = time.monotonic()
     customers.write(KF_A, {"external_userid": "wm1", "text": "a"})
     customers.write(KF_B, {"external_userid": "wm2", "text": "b"})
+
+    def in_flight() -> int:
+        return sum(1 for r in fake.requests("kf/sync_msg") if r["status"] is None)
+
+    # Both slow pulls (one per account) are at the fake at once: not one after the other.
+    wait_for(lambda: in_flight() == 2)
     wait_for(lambda: len(customers.answers()) == 2)
-    assert time.monotonic() - started < 0.9  # not one 0.5 s pull after the other
     assert sorted(a["open_kfid"] for a in customers.answers()) == [KF_A, KF_B]
 
 
@@ -322,7 +346,7 @@ def test_refused_send_is_logged_with_its_errcode_and_not_retried(
     job = wait_for(lambda: (j := service.store.get_job(key)) and j.state == JobState.DEAD and j)
     assert f"errcode {errcode}" in job.last_error
     assert f"errcode {errcode}" in caplog.text and "not retried" in caplog.text
-    time.sleep(0.2)
+    wait_for(lambda: settled(service.store, [KF_A]))
     assert len(fake.requests("kf/send_msg")) == 1
     assert customers.answers() == []
     assert "maybe_sent" not in job.reply  # WeCom said no: a re-send may try the same msgid
@@ -413,7 +437,7 @@ def test_crash_before_the_cursor_moved_repeats_the_batch_without_double_answers(
     )
     customers.ring(queued["token"], KF_A)
     wait_for(lambda: len(customers.answers()) == 2)
-    time.sleep(0.5)
+    wait_for(lambda: settled(service.store, [KF_A]))  # the dead worker's lease ran out too
     assert sorted(customers.texts()) == ["claimed", "new"]
     assert len(fake.requests("kf/send_msg")) == 2
 
@@ -455,11 +479,13 @@ def test_one_pull_per_account_across_workers(app_config, fake, customers_of, tmp
     workers = [customers_of(config), customers_of(config)]
     fake.fault("kf/sync_msg", "delay", seconds=0.3, count=20)
     for turn in range(3):
+        before = len(fake.requests("kf/sync_msg"))
         for index, worker in enumerate(workers):
             worker.write(KF_A, {"external_userid": f"wm{index}", "text": f"{index}-{turn}"})
-        time.sleep(0.1)
+        # A pull for this turn began (callbacks during a pull fold into the next one).
+        wait_for(lambda b=before: len(fake.requests("kf/sync_msg")) > b)
     wait_for(lambda: len(workers[0].answers()) == 6)
-    time.sleep(0.5)
+    wait_for(lambda: workers[0].settled() and workers[1].settled())
     assert workers[0].texts("wm0") == ["0-0", "0-1", "0-2"]
     assert workers[0].texts("wm1") == ["1-0", "1-1", "1-2"]
     arrivals = [r["wall_time"] for r in fake.requests("kf/sync_msg")]
@@ -467,13 +493,14 @@ def test_one_pull_per_account_across_workers(app_config, fake, customers_of, tmp
     assert len(arrivals) < 6  # callbacks during a pull were folded into the next one
 
 
-def test_lock_of_a_dead_puller_expires_and_the_sweep_resumes(customers, service):
+def test_lock_of_a_dead_puller_expires_and_the_sweep_resumes(customers, service, fake):
     now = time.time()
-    service.store.acquire_lock(f"kf:pull:{KF_A}", "dead-worker", now + 1.0, now)
+    expires = now + 1.0
+    service.store.acquire_lock(f"kf:pull:{KF_A}", "dead-worker", expires, now)
     customers.write(KF_A, {"external_userid": "wm1", "text": "still here"})
-    time.sleep(0.5)
-    assert customers.answers() == []  # the dead worker's lock still holds
     wait_for(lambda: customers.texts() == ["still here"], timeout=5)
+    # Nobody pulled while the dead worker's lock held.
+    assert min(r["wall_time"] for r in fake.requests("kf/sync_msg")) >= expires
 
 
 def test_a_welcome_code_too_old_to_use_is_not_sent(app_config, customers_of, caplog):
@@ -486,7 +513,7 @@ def test_a_welcome_code_too_old_to_use_is_not_sent(app_config, customers_of, cap
         {"external_userid": "wm2", "event": "enter_session", "send_time": now - 2},
     )
     wait_for(lambda: len(customers.answers()) == 1)
-    time.sleep(0.2)
+    wait_for(customers.settled)
     assert [a["touser"] for a in customers.answers()] == ["wm2"]
     assert "no welcome sent" in caplog.text
 
@@ -497,7 +524,7 @@ def test_lost_answer_to_a_welcome_is_not_sent_again(app_config, fake, customers_
     fake.fault("kf/send_msg_on_event", "drop_after")  # the code is used, the answer lost
     customers.write(KF_A, {"external_userid": "wm1", "event": "enter_session"})
     wait_for(lambda: len(fake.requests("kf/send_msg_on_event")) == 2)
-    time.sleep(0.2)
+    wait_for(customers.settled)
     assert len(fake.sent("kf/send_msg_on_event")) == 1
     # Used, then refused as a used code: counted as delivered, not dead-lettered.
     assert [r["errcode"] for r in fake.requests("kf/send_msg_on_event")] == [0, 41050]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -96,10 +94,10 @@ PARAMETER_ENTITY = (
     ids=["billion-laughs", "quadratic", "ext-entity", "ext-dtd", "param-entity", "doctype"],
 )
 def test_any_doctype_is_rejected_quickly(xml: str) -> None:
-    start = time.perf_counter()
+    """Refused at the DOCTYPE declaration itself, before any entity is defined, so nothing can
+    be expanded: a parser that expanded the billion laughs would not finish this test."""
     with pytest.raises(MessageError, match="DOCTYPE"):
         parse_xml(xml)
-    assert time.perf_counter() - start < 0.1
 
 
 @pytest.mark.parametrize(
@@ -159,10 +157,10 @@ def test_depth_limit() -> None:
 
 
 def test_very_deep_document_is_rejected_quickly() -> None:
-    start = time.perf_counter()
-    with pytest.raises(MessageError):
+    """Refused at the first element past the limit: the error names the limit, not the depth
+    of the whole document."""
+    with pytest.raises(MessageError, match="deeper than 20"):
         parse_xml(_nested(100_000))
-    assert time.perf_counter() - start < 0.1
 
 
 def test_depth_counts_nesting_not_elements() -> None:
