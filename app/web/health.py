@@ -19,9 +19,10 @@ health_blueprint = Blueprint("health", __name__)
 
 def health_report(service: Any) -> tuple[int, dict[str, Any]]:
     """(HTTP status, report) for the service (``app.extensions["wecom"]``)."""
+    bots = [bot.name for bot in service.settings.bots.bots]
     report: dict[str, Any] = {
         "status": "ok",
-        "endpoints": sorted(service.endpoints),
+        "endpoints": sorted([*service.endpoints, *bots]),
         "development_profile": service.dev_profile,
     }
     try:

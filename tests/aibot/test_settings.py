@@ -62,6 +62,7 @@ def test_a_bot_alone_is_a_service_and_several_bots_fit() -> None:
     assert not app.extensions["wecom"].dev_profile
     bots = app.extensions["wecom_bot"].bots
     assert [bots["helper"].settings.welcome, bots["bot"].settings.path] == ["hi", "/bot"]
+    assert app.test_client().get("/healthz").json["endpoints"] == ["bot", "helper"]
 
 
 def test_the_development_profile_mounts_a_bot() -> None:
