@@ -7,7 +7,6 @@ value raises :class:`~app.settings.SettingError` naming the setting. Secrets
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,17 +70,6 @@ def _text(config: Mapping[str, Any], key: str) -> str:
     return "" if value is None else str(value)
 
 
-def _number(config: Mapping[str, Any], key: str, kind: type, low: float, high: float) -> Any:
-    raw = config.get(key)
-    try:
-        value = kind(raw)
-    except (TypeError, ValueError):
-        raise SettingError(key, f"must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingError(key, f"must be between {low} and {high}, got {value}")
-    return value
-
-
 def llm_settings(config: Mapping[str, Any]) -> LlmSettings:
     base_url = _text(config, "WECOM_LLM_BASE_URL").strip().rstrip("/")
     if base_url and not _URL.fullmatch(base_url):
@@ -100,8 +88,8 @@ def llm_settings(config: Mapping[str, Any]) -> LlmSettings:
         api_key=api_key,
         model=model,
         system_prompt=_text(config, "WECOM_LLM_SYSTEM_PROMPT"),
-        history=_number(config, "WECOM_LLM_HISTORY", int, *_HISTORY_RANGE),
-        timeout=_number(config, "WECOM_LLM_TIMEOUT", float, *_TIMEOUT_RANGE),
+        history=values.number(config, "WECOM_LLM_HISTORY", int, *_HISTORY_RANGE),
+        timeout=values.number(config, "WECOM_LLM_TIMEOUT", float, *_TIMEOUT_RANGE),
     )
 
 
@@ -123,19 +111,11 @@ def _single_bot(config: Mapping[str, Any]) -> list[BotEndpointSettings]:
     ]
 
 
-def _listed_bots(raw: Any) -> list[BotEndpointSettings]:
+def _listed_bots(config: Mapping[str, Any]) -> list[BotEndpointSettings]:
     """The ``"kind": "aibot"`` entries of WECOM_ENDPOINTS (the others are app.settings')."""
-    if not raw:
-        return []
     setting = "WECOM_ENDPOINTS"
-    try:
-        items = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError as exc:
-        raise SettingError(setting, f"is not valid JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise SettingError(setting, "must be a JSON list of endpoint objects")
     bots = []
-    for index, item in enumerate(items):
+    for index, item in enumerate(values.endpoint_items(config, setting)):
         if not isinstance(item, dict) or item.get("kind") != "aibot":
             continue
         where = f"{setting}[{index}]"
@@ -167,7 +147,7 @@ def _listed_bots(raw: Any) -> list[BotEndpointSettings]:
 def bot_settings(config: Mapping[str, Any], taken: Mapping[str, str] | None = None) -> BotSettings:
     """Every bot endpoint and the LLM settings. ``taken`` maps the paths of the XML endpoints to
     their names: a bot may share neither."""
-    bots = _single_bot(config) + _listed_bots(config.get("WECOM_ENDPOINTS"))
+    bots = _single_bot(config) + _listed_bots(config)
     paths = dict(taken or {})
     names = set(paths.values())
     for bot in bots:
@@ -184,7 +164,7 @@ def bot_settings(config: Mapping[str, Any], taken: Mapping[str, str] | None = No
         bots=tuple(bots),
         llm=llm_settings(config),
         fallback=_text(config, "WECOM_FORWARD_FALLBACK") or "响应错误",
-        stream_window=_number(config, "WECOM_BOT_STREAM_WINDOW", float, *_WINDOW_RANGE),
+        stream_window=values.number(config, "WECOM_BOT_STREAM_WINDOW", float, *_WINDOW_RANGE),
     )
 
 

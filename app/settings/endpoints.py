@@ -8,7 +8,6 @@ nowhere else: receiveid → CorpID, kf secret → app secret, handler modules �
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -181,15 +180,7 @@ def _extra_endpoints(
 ) -> list[EndpointSettings]:
     """``WECOM_ENDPOINTS``: a JSON list of endpoint objects (or a list, from a mapping)."""
     setting = "WECOM_ENDPOINTS"
-    source = raw.get(setting) or ""
-    if not source:
-        return []
-    try:
-        items = json.loads(source) if isinstance(source, str) else source
-    except json.JSONDecodeError as exc:
-        raise SettingError(setting, f"is not valid JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise SettingError(setting, "must be a JSON list of endpoint objects")
+    items = values.endpoint_items(raw, setting)
     app_secret = values.text(raw, "WECOM_SECRET")
     result = []
     for index, item in enumerate(items):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -114,3 +115,17 @@ def module_name(setting: str, value: str) -> str:
     if value and not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", value):
         raise SettingError(setting, f"must be a dotted Python module name, got {value!r}")
     return value
+
+
+def endpoint_items(raw: Mapping[str, Any], setting: str = "WECOM_ENDPOINTS") -> list[Any]:
+    """The entries of ``WECOM_ENDPOINTS``: a JSON list (or a list, from a mapping)."""
+    source = raw.get(setting) or ""
+    if not source:
+        return []
+    try:
+        items = json.loads(source) if isinstance(source, str) else source
+    except json.JSONDecodeError as exc:
+        raise SettingError(setting, f"is not valid JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise SettingError(setting, "must be a JSON list of endpoint objects")
+    return items
