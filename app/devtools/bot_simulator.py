@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from app.devtools.simulator import SimulationError, Transport
+from app.devtools.simulator import SimulationError, Transport, requests_transport
 from app.wecom import MessageCrypto, compute_signature
 
 
@@ -34,16 +34,7 @@ class BotResult:
 
 
 def json_transport(timeout: float = 10.0, session: requests.Session | None = None) -> Transport:
-    http = session or requests.Session()
-
-    def send(method: str, url: str, query: dict[str, str], body: bytes | None) -> tuple[int, bytes]:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        response = http.request(
-            method, url, params=query, data=body, headers=headers, timeout=timeout
-        )
-        return response.status_code, response.content
-
-    return send
+    return requests_transport(timeout, session, content_type="application/json")
 
 
 class BotSimulator:

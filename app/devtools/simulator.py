@@ -33,11 +33,16 @@ class CallbackResult:
 Transport = Callable[[str, str, dict[str, str], bytes | None], tuple[int, bytes]]
 
 
-def requests_transport(timeout: float = 10.0, session: requests.Session | None = None) -> Transport:
+def requests_transport(
+    timeout: float = 10.0,
+    session: requests.Session | None = None,
+    content_type: str = "text/xml; charset=utf-8",
+) -> Transport:
+    """Sends over HTTP with requests; the body goes as ``content_type``."""
     http = session or requests.Session()
 
     def send(method: str, url: str, query: dict[str, str], body: bytes | None) -> tuple[int, bytes]:
-        headers = {"Content-Type": "text/xml; charset=utf-8"} if body is not None else {}
+        headers = {"Content-Type": content_type} if body is not None else {}
         response = http.request(
             method, url, params=query, data=body, headers=headers, timeout=timeout
         )
