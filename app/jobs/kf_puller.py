@@ -39,9 +39,11 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from app.infra import metrics
 from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
 from app.infra.store import Store
+from app.jobs import kf_stats
 from app.jobs.kf_answers import KfAnswers, is_own_msgid, job_key, recipient
 from app.jobs.lanes import Lanes
 from app.jobs.leases import LeaseKeeper
@@ -305,6 +307,7 @@ class KfPuller:
             raw = self.store.get_value(key, self.clock())
             if raw is not None and not over:
                 outcome = self._round(session, raw)
+                metrics.kf_round(session.open_kfid, outcome.value)
                 if outcome is _Outcome.DONE:
                     self.store.delete_value(key, if_value=raw)
                     self._recovered(session.open_kfid)
@@ -399,6 +402,7 @@ class KfPuller:
                 self._back_off(open_kfid, exc)
                 return _Outcome.FAILED
             items = page.get("msg_list") or []
+            kf_stats.record_page(self.store, open_kfid, items, page.get("has_more"), self.clock())
             self._take(session, endpoint, items, cutoff)
             if not self._renew(session):
                 return _Outcome.LOST  # the next holder reads this page again; claims dedup it
