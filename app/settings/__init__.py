@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_KF_PATH": "/kf",
     "WECOM_KF_HISTORY_SECONDS": 600,
     "WECOM_LOG_LEVEL": "INFO",
+    "WECOM_LOG_FORMAT": "text",
 }
 
 #: The development profile: fixed, public, obviously fake keys so a newcomer sees the service work.
@@ -53,6 +54,7 @@ DEV_PROFILE = {
 _REAL_KEYS = ("WECOM_TOKEN", "WECOM_AES_KEY", "WECOM_CORP_ID", "WECOM_ENDPOINTS", "WECOM_KF_TOKEN")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("TEXT", "JSON")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ class Settings:
     kf_history_seconds: int
     log_level: str
     forward: ForwardSettings | None = None
+    #: The admin surface (/metrics, /console); empty: both answer 404.
+    admin_token: str = ""
+    console_show_content: bool = False
+    log_format: str = "text"  # "text" or "json"
 
     def endpoint(self, name: str) -> EndpointSettings:
         for endpoint in self.endpoints:
@@ -145,6 +151,9 @@ def load_settings(
         kf_history_seconds=values.number(raw, "WECOM_KF_HISTORY_SECONDS", int, 0, 3 * 24 * 3600),
         log_level=values.choice(raw, "WECOM_LOG_LEVEL", LOG_LEVELS),
         forward=forward,
+        admin_token=values.admin_token(raw, "WECOM_ADMIN_TOKEN"),
+        console_show_content=values.flag(raw, "WECOM_CONSOLE_SHOW_CONTENT"),
+        log_format=values.choice(raw, "WECOM_LOG_FORMAT", LOG_FORMATS).lower(),
     )
 
 
@@ -153,6 +162,7 @@ __all__ = [
     "DEMO_HANDLERS",
     "DEV_PROFILE",
     "KF_DEMO_HANDLERS",
+    "LOG_FORMATS",
     "EndpointSettings",
     "ForwardSettings",
     "SettingError",
