@@ -221,3 +221,25 @@ def test_job_page_hides_content_by_default(app, client, wecom):
     assert "flaky" not in page
     dead = client.get("/console/dead").text
     assert "app:msg:702" in dead and "handler raised RuntimeError" in dead
+
+
+def test_scrape_reads_dead_letters_pending_work_and_kf_lag_from_the_store(app):
+    from app.jobs.kf_puller import ACCOUNTS_KEY
+    from app.web.metrics_endpoint import exposition
+
+    service = app.extensions["wecom"]
+    store = service.store
+    now = time.time()
+    store.claim_job("app:msg:1", "app", "{}", "w", now + 30, now - 40)
+    store.claim_job("app:msg:2", "app", "{}", "w", now + 30, now)
+    store.update_job("app:msg:2", expect_states=(JobState.RUNNING,), state=JobState.DEAD, now=now)
+    store.set_value(ACCOUNTS_KEY, json.dumps(["wkA"]))
+    kf_stats.record_page(store, "wkA", [{"msgid": "m", "send_time": now - 90}], 0, now)
+    text = exposition(service).decode()
+    assert "wecom_dead_letters 1.0" in text
+    assert 'wecom_pending_jobs{state="running"} 1.0' in text
+    age = float(text.split('wecom_pending_oldest_age_seconds{state="running"} ')[1].split()[0])
+    assert age >= 40
+    lag = float(text.split('wecom_kf_cursor_lag_seconds{account="wkA"} ')[1].split()[0])
+    assert 89 <= lag <= 91
+    assert "wecom_store_up 1.0" in text
