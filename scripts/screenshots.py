@@ -95,6 +95,7 @@ def traffic(url: str, fake: FakeWeCom) -> None:
         first.result()
         for future in late:
             future.result()
+    time.sleep(1.5)  # the three late answers reach message/send before the fault below
     wrong = Simulator(url + "/", "WrongToken", AES_KEY, CORP_ID)
     for index in range(2):
         wrong.send_text("x", MsgId=str(8_400 + index))
