@@ -7,11 +7,16 @@ setting names it does not know.
 import multiprocessing
 import os
 
+from app.web import metrics_dir
 from app.web.serving import default_bind, preflight
 
 # Build the app once in a child process before forking: a bad setting stops here with one line
 # naming it, and the start-up summary is printed once (not once per worker).
 _checked = preflight()
+
+# Prometheus multiprocess mode: the workers' metrics go to files in a directory made (or emptied)
+# here, before any worker starts; /metrics sums them. Removed again in on_exit.
+metrics_dir.prepare()
 
 # Where to listen. PORT is what most platforms set; GUNICORN_BIND wins when given. The development
 # profile (public test keys) listens on 127.0.0.1 unless a bind is given.
@@ -74,3 +79,12 @@ def worker_exit(server, worker):
     service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("wecom")
     if service is not None:
         service.stop_background()
+
+
+# -- Prometheus multiprocess bookkeeping (see app/web/metrics_dir.py) ---------------------------
+def child_exit(server, worker):
+    metrics_dir.worker_exited(worker.pid)
+
+
+def on_exit(server):
+    metrics_dir.cleanup()

@@ -23,6 +23,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     # Imported here so that ``import app.wecom`` (the pure protocol layer) never loads Flask.
     from flask import Flask
 
+    from .web.admin import init_admin
     from .web.cli import register_cli
     from .web.extension import WeComService
     from .web.health import health_blueprint
@@ -34,10 +35,12 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     else:
         settings = load_settings(config)
         flask_config = {k: v for k, v in (config or {}).items() if not k.startswith("WECOM_")}
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
     app.config.update(flask_config)
-    WeComService(settings).init_app(app)
+    service = WeComService(settings)
+    service.init_app(app)
+    init_admin(app, service)  # /metrics and /console, when WECOM_ADMIN_TOKEN is set
     app.register_blueprint(health_blueprint)
     register_cli(app)
     log_summary(settings, loud=started_by_flask_run())

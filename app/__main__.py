@@ -23,7 +23,17 @@ FLAG_SETTINGS = {"token": "WECOM_TOKEN", "corp_id": "WECOM_CORP_ID", "aes_key": 
 
 
 #: What the service imports; an interpreter without one of these cannot run it.
-REQUIRED_MODULES = ("flask", "gunicorn", "gevent", "Crypto", "xmltodict", "requests", "tenacity")
+REQUIRED_MODULES = (
+    "flask",
+    "gunicorn",
+    "gevent",
+    "Crypto",
+    "xmltodict",
+    "requests",
+    "tenacity",
+    "prometheus_client",
+    "pythonjsonlogger",
+)
 REEXEC_MARK = "WECOM_REEXECUTED"
 
 

@@ -5,11 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev
-# The Redis and nginx tests start the Debian binaries themselves; as root, install them when
-# missing (once: later runs find them). Without them, and not root, those tests skip.
+# The tests start these Debian binaries themselves: redis-server, nginx, headless Chromium with
+# its driver (the console tests) and promtool (from prometheus: checks deploy/*.yml). As root,
+# install the missing ones (once: later runs find them); otherwise their tests skip with one line.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing ${missing[*]} for the tests (apt-get)"

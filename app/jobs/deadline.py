@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.infra.metrics import note_outcome
 from app.infra.store import JobState, Store
 from app.jobs.app_answers import outbox_entry, run_handler
 from app.jobs.leases import LeaseKeeper
@@ -97,6 +98,7 @@ class DeadlineResponder:
             key, "app", payload, self.loop.owner, self.loop.lease_until(), self.clock()
         )
         if not created:
+            note_outcome("retry")
             log.info("retried callback %s (first run is %s)", key, job.state.value)
             return self._answer_retry(endpoint, key, received_at)
 
@@ -113,6 +115,7 @@ class DeadlineResponder:
         with run.lock:
             run.deferred = not run.finished
         if run.deferred:
+            note_outcome("deferred")
             self.store.update_job(
                 key,
                 expect_states=(JobState.RUNNING,),
@@ -165,6 +168,7 @@ class DeadlineResponder:
         now = self.clock()
         owner = self.loop.owner
         if run.error is not None:
+            note_outcome("failed")
             self.store.update_job(
                 key,
                 expect_states=(JobState.RUNNING,),
@@ -187,6 +191,7 @@ class DeadlineResponder:
             plain = self.render(endpoint, message, run.reply)
         except Exception as exc:
             log.exception("cannot render the reply for %s", key)
+            note_outcome("failed")
             self.store.update_job(
                 key,
                 expect_states=(JobState.RUNNING,),

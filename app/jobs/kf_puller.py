@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from app.infra import metrics
 from app.infra.store import Store
 from app.jobs.kf_sync import KfSync, Outcome, cursor_key
 from app.jobs.lanes import Lanes
@@ -234,6 +235,7 @@ class KfPuller:
                 outcome = self.sync.run(
                     session.open_kfid, raw, session.lanes, functools.partial(self._renew, session)
                 )
+                metrics.kf_round(session.open_kfid, outcome.value)
                 if outcome is Outcome.DONE:
                     self.store.delete_value(key, if_value=raw)
                 elif outcome in (Outcome.FAILED, Outcome.LOST):

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
 from app.infra.store import Store
+from app.jobs import kf_stats
 from app.jobs.kf_answers import KfAnswers, is_own_msgid, job_key, recipient
 from app.jobs.lanes import Lanes
 from app.jobs.leases import LeaseKeeper
@@ -156,7 +157,11 @@ class KfSync:
                     token, open_kfid, cursor, limit=self.page_limit, max_pages=MAX_PAGES - pages
                 ):
                     pages += 1
-                    self._take(open_kfid, lanes, endpoint, page.get("msg_list") or [], cutoff)
+                    items = page.get("msg_list") or []
+                    kf_stats.record_page(
+                        self.store, open_kfid, items, page.get("has_more"), self.clock()
+                    )
+                    self._take(open_kfid, lanes, endpoint, items, cutoff)
                     if not renew():
                         return Outcome.LOST  # the next holder reads this page again
                     next_cursor = str(page.get("next_cursor") or "")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from app.infra import metrics
 from app.infra.api.errors import WeComAPIError
 from app.infra.store import Job, JobState, Store
 
@@ -156,6 +157,7 @@ class Outbox:
                 entry["messages"] = messages
                 self._update(job, reply=json.dumps(entry, ensure_ascii=False))
         self._update(job, state=JobState.DONE, last_error=None)
+        metrics.delivered(job.kind)
         log.info("delivered the answer to %s through the API", job.key)
         return JobState.DONE
 
@@ -175,6 +177,7 @@ class Outbox:
                 delay,
                 exc,
             )
+            metrics.delivery_failed(job.kind, "retry", exc.errcode)
             self._update(
                 job,
                 owner=None,
@@ -186,11 +189,13 @@ class Outbox:
             return JobState.OUTBOX
         reason = f"gave up after {attempts} attempts" if exc.retryable else "not retried"
         log.error("delivery of %s failed, %s: %s", job.key, reason, exc)
+        metrics.delivery_failed(job.kind, "dead", exc.errcode)
         self._update(job, state=JobState.DEAD, attempts=attempts, reply=reply, last_error=str(exc))
         return JobState.DEAD
 
     def _dead(self, job: Job, reason: str) -> JobState:
         log.error("delivery of %s recorded as failed: %s", job.key, reason)
+        metrics.delivery_failed(job.kind, "dead", None)
         self._update(job, state=JobState.DEAD, attempts=job.attempts + 1, last_error=reason)
         return JobState.DEAD
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import requests
 
+from app.infra import metrics
 from app.routing.app_router import Router
 from app.routing.kf_router import KfRouter
 from app.settings import ForwardSettings
@@ -49,6 +51,7 @@ class Forwarder:
     def __call__(self, message: dict[str, Any]) -> str | dict | None:
         body = json.dumps({**message, **self.extra_fields}, ensure_ascii=False).encode("utf-8")
         msg_id = message.get("MsgId") or message.get("msgid") or "-"
+        started = time.monotonic()
         try:
             response = self.session.post(
                 self.url,
@@ -58,8 +61,12 @@ class Forwarder:
             )
         except requests.RequestException as exc:
             log.warning("forward of %s to the backend failed: %s", msg_id, exc)
+            metrics.backend_call("forward", "unreachable", started)
             return self.fallback
-        return self.interpret(response, msg_id)
+        answer = self.interpret(response, msg_id)
+        # interpret() hands back self.fallback itself on every failure, a new object otherwise.
+        metrics.backend_call("forward", "fallback" if answer is self.fallback else "ok", started)
+        return answer
 
     def interpret(self, response: requests.Response, msg_id: str) -> str | dict | None:
         if response.status_code != 200:

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_BOT_STREAM_WINDOW": 330.0,
     "WECOM_LLM_HISTORY": 10,
     "WECOM_LLM_TIMEOUT": 120.0,
+    "WECOM_LOG_FORMAT": "text",
 }
 
 #: The development profile: fixed, public, obviously fake keys so a newcomer sees the service work.
@@ -70,6 +71,7 @@ _REAL_KEYS = (
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("TEXT", "JSON")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,10 @@ class Settings:
     forward: ForwardSettings | None = None
     #: The intelligent bots and the LLM backend.
     bots: BotSettings = field(default_factory=BotSettings)
+    #: The admin surface (/metrics, /console); empty: both answer 404.
+    admin_token: str = ""
+    console_show_content: bool = False
+    log_format: str = "text"  # "text" or "json"
 
     def endpoint(self, name: str) -> EndpointSettings:
         for endpoint in self.endpoints:
@@ -178,6 +184,9 @@ def load_settings(
         kf_history_seconds=values.number(raw, "WECOM_KF_HISTORY_SECONDS", int, 0, 3 * 24 * 3600),
         log_level=values.choice(raw, "WECOM_LOG_LEVEL", LOG_LEVELS),
         forward=forward,
+        admin_token=values.admin_token(raw, "WECOM_ADMIN_TOKEN"),
+        console_show_content=values.flag(raw, "WECOM_CONSOLE_SHOW_CONTENT"),
+        log_format=values.choice(raw, "WECOM_LOG_FORMAT", LOG_FORMATS).lower(),
     )
 
 
@@ -186,6 +195,7 @@ __all__ = [
     "DEMO_HANDLERS",
     "DEV_PROFILE",
     "KF_DEMO_HANDLERS",
+    "LOG_FORMATS",
     "EndpointSettings",
     "ForwardSettings",
     "SettingError",

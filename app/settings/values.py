@@ -63,6 +63,24 @@ def flag(raw: Mapping[str, Any], name: str) -> bool:
     return text(raw, name).lower() in ("1", "true", "yes", "on")
 
 
+ADMIN_TOKEN_MIN_LENGTH = 16
+
+
+def admin_token(raw: Mapping[str, Any], name: str) -> str:
+    """The operator's token for /metrics and /console: empty (off), or at least 16 printable
+    characters without spaces (it is a password and a bearer token)."""
+    value = text(raw, name)
+    if not value:
+        return ""
+    if len(value) < ADMIN_TOKEN_MIN_LENGTH:
+        raise SettingError(
+            name, f"is {len(value)} characters long; use at least {ADMIN_TOKEN_MIN_LENGTH}"
+        )
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise SettingError(name, "must be printable ASCII without spaces")
+    return value
+
+
 def token(setting: str, value: str) -> str:
     if not value:
         raise SettingError(setting, "is required (the Token from the WeCom admin console)")

@@ -2,7 +2,8 @@
 
 Everything WeCom-specific happens in :mod:`app.wecom` (crypto, XML) and :mod:`app.jobs`
 (routing, deadlines, delivery); this blueprint only moves bytes and headers and turns protocol
-errors into a 4xx with a short reason and one log line.
+errors into a 4xx with a short reason. Each POST ends in one log line, its metrics and a console
+entry (:mod:`app.web.callback_log`); a refused one's line says why.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import time
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.infra.metrics import CallbackNote, begin_callback, end_callback, note_refused
+from app.jobs.kf_puller import is_doorbell
+from app.web import callback_log
 from app.wecom import WeComError, parse_message
 
 log = logging.getLogger(__name__)
@@ -21,6 +25,10 @@ _SIGNED_ARGS = ("msg_signature", "timestamp", "nonce")
 
 
 def _reject(status: int, reason: str, code: int | None = None) -> Response:
+    if request.method == "POST":  # a callback: its one line is the callback line
+        detail = reason if code is None else f"{reason}, WeCom code {code}"
+        note_refused(callback_log.reason_class(code, status), detail)
+        return Response(reason + "\n", status=status, mimetype="text/plain")
     log.warning(
         "rejected %s %s from %s: %s%s",
         request.method,
@@ -62,7 +70,22 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
 
     @blueprint.post(path, endpoint="receive")
     def receive() -> Response:
-        received_at = time.monotonic()
+        service = current_app.extensions["wecom"]
+        kind = service.endpoints[endpoint_name].settings.kind
+        note = CallbackNote(endpoint_name, kind, received_at=time.monotonic())
+        token = begin_callback(note)
+        try:
+            response = _receive(note)
+        finally:
+            end_callback(token)
+        try:
+            callback_log.finish(note, response.status_code)
+        except Exception:  # observing a callback must never cost its answer
+            log.exception("could not record a callback on endpoint %s", endpoint_name)
+        return response
+
+    def _receive(note: CallbackNote) -> Response:
+        received_at = note.received_at
         missing = _missing(_SIGNED_ARGS)
         if missing:
             return _reject(400, f"missing query parameters: {', '.join(missing)}")
@@ -85,6 +108,9 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
             message = parse_message(plain)
         except WeComError as exc:
             return _reject(min(exc.http_status, 499), exc.detail, exc.code)
+        callback_log.describe(note, message, service.settings.console_show_content)
+        if is_doorbell(message):
+            note.outcome = "doorbell"
         try:
             reply_xml = service.engine.respond(endpoint, message, received_at)
         except Exception:

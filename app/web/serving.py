@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from gunicorn.glogging import Logger
 
-from app.web.logs import DATE_FORMAT, LOG_FORMAT, SERVICE_LOGGER
+from app.settings import from_environment
+from app.web.logs import DATE_FORMAT, LOG_FORMAT, SERVICE_LOGGER, formatter
 
 #: Set in the master's environment once the preflight passed: a config reload skips it.
 PREFLIGHT_DONE = "WECOM_PREFLIGHT_DONE"
@@ -65,15 +66,27 @@ def default_bind(development_profile: bool, environ: dict[str, str] | None = Non
     return f"{host}:{environ.get('PORT', '8000')}"
 
 
+def log_format_from_environment(environ: dict[str, str] | None = None) -> str:
+    """WECOM_LOG_FORMAT for gunicorn's own lines: "json" or "text" (the preflight has already
+    stopped the master on a value that is neither)."""
+    value = from_environment(environ).get("WECOM_LOG_FORMAT", "")
+    return "json" if value.strip().lower() == "json" else "text"
+
+
 class GunicornLogger(Logger):
     """gunicorn's logger with the service's format, sharing its error stream with the service's
-    own logger (``logger_class`` in gunicorn.conf.py)."""
+    own logger (``logger_class`` in gunicorn.conf.py). With WECOM_LOG_FORMAT=json its error and
+    access lines are JSON objects too."""
 
     error_fmt = LOG_FORMAT
     datefmt = DATE_FORMAT
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
+        if log_format_from_environment() == "json":
+            for handler in (*self.error_log.handlers, *self.access_log.handlers):
+                if getattr(handler, "_gunicorn", False):
+                    handler.setFormatter(formatter("json"))
         service = logging.getLogger(SERVICE_LOGGER)
         for handler in list(service.handlers):
             if getattr(handler, "_gunicorn", False):

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from app.infra.api.errors import TokenUnavailableError
+from app.infra.metrics import TOKEN_FETCHES, TOKEN_REJECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class TokenProvider:
             return False
         deleted = self._store.delete_value(self.key, if_value=raw)
         if deleted:
+            TOKEN_REJECTIONS.inc()
             log.info("access_token invalidated (key %s)", self.key)
         return deleted
 
@@ -146,6 +148,7 @@ class TokenProvider:
                 return cached[0]
             token, expires_in = self._fetch()
             self.fetch_count += 1
+            TOKEN_FETCHES.labels("missing" if cached is None else "expiring").inc()
             fetched_at = self._clock()
             expires_at = fetched_at + expires_in
             # Refresh ``margin`` early, but never sooner than half-way through a short lifetime.

@@ -38,7 +38,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
-from typing import Final
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+from app.infra.metrics import STORE_SECONDS
 
 
 class JobState(enum.StrEnum):
@@ -88,11 +93,55 @@ class Job:
     updated_at: float = 0.0
 
 
+#: Operations timed into ``wecom_store_operation_seconds`` (see ``Store.__init_subclass__``).
+TIMED_OPERATIONS: Final = (
+    "claim_job",
+    "get_job",
+    "update_job",
+    "renew_leases",
+    "claim_expired",
+    "list_jobs",
+    "count_jobs",
+    "purge_jobs",
+    "get_value",
+    "set_value",
+    "delete_value",
+    "acquire_lock",
+    "release_lock",
+)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _timed(operation: str, method: _F) -> _F:
+    observe = STORE_SECONDS.labels(operation).observe
+
+    @functools.wraps(method)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            observe(time.perf_counter() - started)
+
+    return timed  # type: ignore[return-value]
+
+
 class Store(abc.ABC):
     """Atomic operations over jobs, small expiring values and named locks.
 
     Jobs and values returned are copies: changing them changes nothing stored.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Time the operations of every store implementation (a direct subclass), so a new
+        backend is measured without touching its code; subclasses of those are not timed
+        again."""
+        super().__init_subclass__(**kwargs)
+        if Store in cls.__bases__:
+            for name in TIMED_OPERATIONS:
+                if name in cls.__dict__:
+                    setattr(cls, name, _timed(name, cls.__dict__[name]))
 
     # -- jobs ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -153,6 +202,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]:
         """Up to ``limit`` jobs in ``state``, least recently updated first."""
+
+    def count_jobs(self, state: JobState, limit: int = 10_000) -> int:
+        """How many jobs are in ``state``, counting at most ``limit`` (for /metrics and the
+        console). Implementations may answer without loading the jobs."""
+        return len(self.list_jobs(state, limit))
 
     @abc.abstractmethod
     def purge_jobs(self, finished_before: float) -> int:

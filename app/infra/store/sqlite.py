@@ -260,6 +260,15 @@ class SqliteStore(Store):
             ).fetchall()
         return [_job(row) for row in rows]
 
+    def count_jobs(self, state: JobState, limit: int = 10_000) -> int:
+        """Counted on the (state, updated_at) index, without loading the jobs (observability)."""
+        with self._locked() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE state = ? LIMIT ?)",
+                (JobState(state).value, max(limit, 0)),
+            ).fetchone()
+        return int(row[0])
+
     def purge_jobs(self, finished_before: float) -> int:
         """Delete in batches, each its own transaction, so a large purge never blocks writers."""
         purged = 0
