@@ -79,7 +79,7 @@ STORE_SECONDS = Histogram(
 )
 BACKEND_REQUESTS = Counter(
     "wecom_backend_requests_total",
-    "Calls to a business backend (forward URL; an LLM later), by backend and result.",
+    "Calls to a business backend (the forward URL, the LLM), by backend and result.",
     ["backend", "result"],
 )
 BACKEND_SECONDS = Histogram(

@@ -14,10 +14,12 @@ the demo: text goes to the model, everything else keeps the demo's answer.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from app.infra.llm import ChatHistory, LlmClient, LlmError
+from app.infra import metrics
+from app.infra.llm import ChatHistory, LlmClient, LlmError, LlmTimeout
 from app.routing.app_router import NEXT, Router
 from app.routing.bot_router import BotRouter
 from app.routing.endpoints import Endpoint
@@ -48,14 +50,19 @@ class LlmAnswerer:
     def stream(self, conversation: str, question: str, label: str = "-") -> Iterator[str]:
         """The answer's pieces; on failure the fallback text ends it (after what came)."""
         pieces: list[str] = []
+        started = time.monotonic()
         try:
             for piece in self.client.stream(self.messages(conversation, question)):
                 pieces.append(piece)
                 yield piece
         except LlmError as exc:
+            metrics.backend_call(
+                "llm", "timeout" if isinstance(exc, LlmTimeout) else "error", started
+            )
             log.warning("model answer for %s failed, sent the fallback: %s", label, exc)
             yield ("\n\n" if pieces else "") + self.fallback
             return
+        metrics.backend_call("llm", "ok", started)
         try:
             self.history.record(conversation, question, "".join(pieces))
         except Exception as exc:  # the answer is out; losing one turn of context is tolerable

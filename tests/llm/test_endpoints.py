@@ -4,6 +4,7 @@ an app (passive when fast, message/send when slow) and 微信客服 (kf/send_msg
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from app import create_app
 from app.devtools.bot_simulator import BotSimulator
@@ -57,8 +58,14 @@ def bot(app) -> BotSimulator:
     )
 
 
+def llm_calls(result: str) -> float:
+    labels = {"backend": "llm", "result": result}
+    return REGISTRY.get_sample_value("wecom_backend_requests_total", labels) or 0.0
+
+
 def test_app_answers_passively_when_the_model_is_fast(build, model, caplog) -> None:
     app = build()
+    ok, errors = llm_calls("ok"), llm_calls("error")
     assert wecom(app).send_text("你好").reply["Content"] == "模拟回答：你好"
     assert wecom(app).send_text("再见").reply["Content"] == "模拟回答：再见"
     messages = model.requests()[-1]["body"]["messages"]
@@ -66,6 +73,7 @@ def test_app_answers_passively_when_the_model_is_fast(build, model, caplog) -> N
     assert wecom(app).send_event("click", EventKey="M1").reply["Content"] == "你点击了菜单：M1"
     assert wecom(app).send_text("#fail").reply["Content"] == "响应错误"
     assert "sk-llm" not in caplog.text
+    assert (llm_calls("ok") - ok, llm_calls("error") - errors) == (2, 1)
 
 
 def test_app_sends_a_slow_answer_with_message_send(build) -> None:
