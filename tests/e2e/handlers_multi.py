@@ -20,7 +20,11 @@ HOLD_SECONDS = 60.0  # far longer than any test: only a kill ends it
 
 def _record(message: dict) -> int:
     """Append this run; how many runs of the message were recorded before it."""
-    key = message.get("MsgId", "")
+    return record_run(message.get("MsgId", ""))
+
+
+def record_run(key: str) -> int:
+    """Append ``<key> <pid>``; how many runs of ``key`` were recorded before this one."""
     path = os.environ["WECOM_TEST_RECORD"]
     with open(path, "a+", encoding="utf-8") as record:
         record.seek(0)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,14 @@ LEASE = 2.0
 
 
 class Cluster:
-    def __init__(self, redis_server: RedisServer, prefix: str, fake: FakeWeCom, record: Path):
+    def __init__(
+        self,
+        redis_server: RedisServer,
+        prefix: str,
+        fake: FakeWeCom,
+        record: Path,
+        extra_env: Mapping[str, str] | None = None,
+    ):
         self.redis, self.prefix, self.fake, self.record = redis_server, prefix, fake, record
         env = {
             "WECOM_TOKEN": TOKEN,
@@ -50,6 +58,7 @@ class Cluster:
             "WECOM_TEST_RECORD": str(record),
             "WECOM_LOG_LEVEL": "WARNING",
             "GUNICORN_GRACEFUL_TIMEOUT": "3",  # open keep-alive connections must not hold it up
+            **(extra_env or {}),
         }
         self.a = LiveService(env, workers=2)
         self.b = LiveService(env, workers=2)
@@ -86,28 +95,43 @@ class Cluster:
             return client.hget(f"{self.prefix}{{jobs}}:job:app:msg:{msg_id}", "state")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    base = tmp_path_factory.mktemp("multi")
+@contextmanager
+def running_cluster(
+    base: Path,
+    fake: FakeWeCom,
+    *,
+    nginx: bool = True,
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[Cluster]:
+    """Its own redis-server, both instances started at once, nginx in front unless told not."""
     redis_server = start_redis(base / "redis")
     try:
-        with FakeWeCom(corp_id=CORP_ID, secret=SECRET, agent_id=1000002) as fake:
-            built = Cluster(redis_server, unique_prefix("m"), fake, base / "runs.txt")
+        built = Cluster(redis_server, unique_prefix("m"), fake, base / "runs.txt", extra_env)
+        try:
             with ThreadPoolExecutor(2) as pool:  # start both instances at once
                 list(pool.map(LiveService.start, [built.a, built.b]))
-            try:
+            if nginx:
                 built.nginx = NginxServer(base / "nginx", [built.a.port, built.b.port]).start()
-                yield built
-            finally:
-                for session in built.sessions:
-                    session.close()
-                if built.nginx is not None:
-                    built.nginx.stop()
-                for live in (built.a, built.b):
-                    live.stop()
-                    live.log.close()
+            yield built
+        finally:
+            for session in built.sessions:
+                session.close()
+            if built.nginx is not None:
+                built.nginx.stop()
+            for live in (built.a, built.b):
+                live.stop()
+                live.log.close()
     finally:
         redis_server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    with (
+        FakeWeCom(corp_id=CORP_ID, secret=SECRET, agent_id=1000002) as fake,
+        running_cluster(tmp_path_factory.mktemp("multi"), fake) as built,
+    ):
+        yield built
 
 
 def test_nginx_runs_the_shipped_config_over_tls(cluster: Cluster) -> None:
