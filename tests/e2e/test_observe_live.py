@@ -166,12 +166,22 @@ def browser():
 
 def click_and_load(driver, selector: str, within=None) -> None:
     """Click a submit button and wait until the page it leads to has replaced this one."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = driver.find_element("tag name", "html")
     (within or driver).find_element("css selector", selector).click()
-    WebDriverWait(driver, 10, poll_frequency=0.05).until(expected_conditions.staleness_of(page))
+
+    def replaced(_driver) -> bool:
+        # Chromium reports the old page's node either as stale or, mid-navigation, as "does not
+        # belong to the document": both mean the page was replaced.
+        try:
+            page.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    WebDriverWait(driver, 10, poll_frequency=0.05).until(replaced)
 
 
 def text_of(driver, element_id: str) -> str:
