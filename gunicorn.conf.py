@@ -64,6 +64,20 @@ def post_worker_init(worker):
         service.start_background()
 
 
+def worker_abort(worker):
+    """gunicorn's timeout (SIGABRT) is about to raise SystemExit in whatever greenlet holds the CPU,
+    often a handler stuck in a loop: mark it as the worker stopping, not the handler failing."""
+    from app.jobs.failures import mark_stopping
+
+    mark_stopping()
+
+
+def worker_int(worker):
+    from app.jobs.failures import mark_stopping
+
+    mark_stopping()
+
+
 def worker_exit(server, worker):
     service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("wecom")
     if service is not None:

@@ -6,15 +6,17 @@ same sweep picks up the work of a dead worker and a delivery whose retry is due.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from app.infra.store import Job, JobState, Store
+from app.jobs.failures import is_shutdown
 from app.jobs.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,22 @@ class LeaseKeeper:
     def lease_until(self) -> float:
         return self.clock() + self.lease_seconds
 
+    @contextlib.contextmanager
+    def holding(self, key: str) -> Iterator[None]:
+        """Keep ``key``'s lease while the block runs, also in a process whose sweep is not
+        running (``flask deliveries resend``): there a renew-only loop runs meanwhile."""
+        self.hold(key)
+        renewer = None
+        if not self.running:
+            renewer = Ticker(f"wecom-renew-{key}", self.lease_seconds / 3, self.renew)
+            renewer.start()
+        try:
+            yield
+        finally:
+            if renewer is not None:
+                renewer.stop()
+            self.release(key)
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._ticker.start()
@@ -110,7 +128,9 @@ class LeaseKeeper:
                     "taking over %s (%s, its worker stopped or died)", job.key, job.state.value
                 )
             self.recover(job)
-        except Exception:
+        except BaseException as exc:  # whatever a handler raised: this thread is ours
+            if is_shutdown(exc):
+                raise
             log.exception("recovery of %s failed", job.key)
         finally:
             self.release(job.key)

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_API_BASE": "https://qyapi.weixin.qq.com/cgi-bin/",
     "WECOM_API_TIMEOUT": 10.0,
     "WECOM_DELIVERY_ATTEMPTS": 8,
+    "WECOM_HANDLER_ATTEMPTS": 3,
     "WECOM_LEASE_SECONDS": 30.0,
     "WECOM_HANDLER_TIMEOUT": 600.0,
     "WECOM_FORWARD_TIMEOUT": 30.0,
@@ -78,6 +79,7 @@ class Settings:
     api_base: str
     api_timeout: float
     delivery_attempts: int
+    handler_attempts: int
     lease_seconds: float
     handler_timeout: float
     kf_welcome: str
@@ -139,6 +141,7 @@ def load_settings(
         api_base=values.url(raw, "WECOM_API_BASE"),
         api_timeout=values.number(raw, "WECOM_API_TIMEOUT", float, 0.5, 120.0),
         delivery_attempts=values.number(raw, "WECOM_DELIVERY_ATTEMPTS", int, 1, 100),
+        handler_attempts=values.number(raw, "WECOM_HANDLER_ATTEMPTS", int, 1, 100),
         lease_seconds=values.number(raw, "WECOM_LEASE_SECONDS", float, 1.0, 3600.0),
         handler_timeout=values.number(raw, "WECOM_HANDLER_TIMEOUT", float, 1.0, 86400.0),
         kf_welcome=str(raw.get("WECOM_KF_WELCOME") or ""),
