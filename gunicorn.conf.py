@@ -7,7 +7,7 @@ setting names it does not know.
 import multiprocessing
 import os
 
-from app.web.serving import default_bind, preflight
+from app.web.serving import default_bind, default_timeout, preflight, release_worker_leases
 
 # Build the app once in a child process before forking: a bad setting stops here with one line
 # naming it, and the start-up summary is printed once (not once per worker).
@@ -32,8 +32,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # Concurrent connections (greenlets) per worker.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 
-# Under gevent this only detects a wedged worker; the reply deadline bounds each request.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# Under gevent this only detects a wedged worker (a handler burning the CPU); the reply deadline
+# bounds each request. Default: half of WECOM_LEASE_SECONDS, at most 30 s, so a wedged worker is
+# killed, and its jobs released, before their leases run out (see default_timeout).
+timeout = default_timeout()
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 
 # WeCom and nginx reuse connections.
@@ -76,6 +78,11 @@ def worker_int(worker):
     from app.jobs.failures import mark_stopping
 
     mark_stopping()
+
+
+def child_exit(server, worker):
+    """In the master, once a worker has exited or died: release its jobs' leases at once."""
+    release_worker_leases(worker.pid)
 
 
 def worker_exit(server, worker):

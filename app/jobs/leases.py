@@ -28,7 +28,12 @@ RETENTION_SECONDS = 24 * 3600.0
 
 def new_owner_id() -> str:
     """Names this process in leases: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{owner_prefix(os.getpid())}{uuid.uuid4().hex[:8]}"
+
+
+def owner_prefix(pid: int) -> str:
+    """The start of the owner ids of process ``pid`` on this host (for Store.release_leases)."""
+    return f"{socket.gethostname()}:{pid}:"
 
 
 class LeaseKeeper:

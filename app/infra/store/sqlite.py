@@ -353,6 +353,17 @@ class SqliteStore(Store):
             claimed.append(job)
         return claimed
 
+    def release_leases(self, owner_prefix: str, now: float) -> int:
+        if not owner_prefix:
+            return 0
+        with self._transaction() as conn:
+            return conn.execute(
+                f"""UPDATE jobs SET lease_until = ?
+                    WHERE state IN {_ACTIVE_SQL} AND lease_until > ?
+                      AND substr(owner, 1, ?) = ?""",
+                (now, now, len(owner_prefix), owner_prefix),
+            ).rowcount
+
     def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]:
         if limit <= 0:
             return []
