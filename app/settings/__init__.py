@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "WECOM_HANDLER_TIMEOUT": 600.0,
     "WECOM_FORWARD_TIMEOUT": 30.0,
     "WECOM_FORWARD_FALLBACK": "响应错误",
+    "WECOM_FORWARD_MAX_BYTES": 1024 * 1024,
     "WECOM_KF_PATH": "/kf",
     "WECOM_KF_HISTORY_SECONDS": 600,
     "WECOM_LOG_LEVEL": "INFO",
@@ -63,6 +64,7 @@ class ForwardSettings:
     url: str
     timeout: float
     fallback: str
+    max_bytes: int = 1024 * 1024
 
     def __repr__(self) -> str:  # the URL may carry credentials
         return f"ForwardSettings(timeout={self.timeout:g})"
@@ -130,6 +132,7 @@ def load_settings(
             url=forward_url,
             timeout=values.number(raw, "WECOM_FORWARD_TIMEOUT", float, 0.5, 600.0),
             fallback=str(raw.get("WECOM_FORWARD_FALLBACK") or ""),
+            max_bytes=values.number(raw, "WECOM_FORWARD_MAX_BYTES", int, 1024, 64 * 1024 * 1024),
         )
     return Settings(
         endpoints=endpoint_settings(raw, forwarding=forward is not None),
