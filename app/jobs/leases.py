@@ -18,12 +18,24 @@ from collections.abc import Callable, Iterator
 from app.infra.store import Job, JobState, Store
 from app.jobs.failures import is_shutdown
 from app.jobs.ticker import Ticker
+from app.settings import SettingError
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 30.0
 SWEEP_SECONDS = 1.0
 RETENTION_SECONDS = 24 * 3600.0
+
+
+def check_timestamp_window(window: float) -> None:
+    """A callback older than the dedup records would run its handler again when replayed: the
+    timestamp window (``WECOM_TIMESTAMP_WINDOW``) must not be longer than their retention."""
+    if window > RETENTION_SECONDS:
+        raise SettingError(
+            "WECOM_TIMESTAMP_WINDOW",
+            f"must be at most {RETENTION_SECONDS:g} seconds, how long retried callbacks are "
+            f"recognised; got {window:g}",
+        )
 
 
 def new_owner_id() -> str:

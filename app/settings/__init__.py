@@ -29,6 +29,7 @@ ENV_ALIASES = {"T_TOKEN": "WECOM_TOKEN", "C_TOKEN": "WECOM_CORP_ID"}
 DEFAULTS: dict[str, Any] = {
     "WECOM_PATH": "/",
     "WECOM_MAX_BODY": 256 * 1024,
+    "WECOM_TIMESTAMP_WINDOW": 3600,
     "WECOM_REPLY_DEADLINE": 4.0,
     "WECOM_STORE": "sqlite:///instance/wecom-state.db",
     "WECOM_API_BASE": "https://qyapi.weixin.qq.com/cgi-bin/",
@@ -77,6 +78,7 @@ class Settings:
     corp_id: str
     reply_deadline: float
     max_body: int
+    timestamp_window: int
     store_url: str
     api_base: str
     api_timeout: float
@@ -88,6 +90,8 @@ class Settings:
     kf_history_seconds: int
     log_level: str
     forward: ForwardSettings | None = None
+    #: FORWARDED_ALLOW_IPS (gunicorn's setting, read here too): proxies whose headers count.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
 
     def endpoint(self, name: str) -> EndpointSettings:
         for endpoint in self.endpoints:
@@ -122,6 +126,9 @@ def load_settings(
 ) -> Settings:
     """Defaults, then the environment, then ``overrides``: checked, resolved, frozen."""
     raw: dict[str, Any] = {**DEFAULTS, **from_environment(environ), **(overrides or {})}
+    proxies = (overrides or {}).get("FORWARDED_ALLOW_IPS") or (
+        os.environ if environ is None else environ
+    ).get("FORWARDED_ALLOW_IPS", "127.0.0.1")
     development = uses_dev_profile(raw)
     if development:
         raw.update(DEV_PROFILE)
@@ -140,6 +147,8 @@ def load_settings(
         corp_id=values.text(raw, "WECOM_CORP_ID"),
         reply_deadline=values.number(raw, "WECOM_REPLY_DEADLINE", float, 0.1, 4.9),
         max_body=values.number(raw, "WECOM_MAX_BODY", int, 1024, 64 * 1024 * 1024),
+        # The upper bound that matters, the dedup retention, is checked by app.jobs.leases.
+        timestamp_window=values.number(raw, "WECOM_TIMESTAMP_WINDOW", int, 0, 365 * 24 * 3600),
         store_url=values.text(raw, "WECOM_STORE"),
         api_base=values.url(raw, "WECOM_API_BASE"),
         api_timeout=values.number(raw, "WECOM_API_TIMEOUT", float, 0.5, 120.0),
@@ -151,6 +160,7 @@ def load_settings(
         kf_history_seconds=values.number(raw, "WECOM_KF_HISTORY_SECONDS", int, 0, 3 * 24 * 3600),
         log_level=values.choice(raw, "WECOM_LOG_LEVEL", LOG_LEVELS),
         forward=forward,
+        trusted_proxies=values.addresses("FORWARDED_ALLOW_IPS", str(proxies)),
     )
 
 

@@ -7,12 +7,19 @@ errors into a 4xx with a short reason and one log line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.web.request_input import (
+    BodyTooLarge,
+    TrustedProxies,
+    arrival_time,
+    read_body,
+    timestamp_skew,
+)
 from app.wecom import WeComError, parse_message
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,11 @@ def _reject(status: int, reason: str, code: int | None = None) -> Response:
         f" (WeCom code {code})" if code is not None else "",
     )
     return Response(reason + "\n", status=status, mimetype="text/plain")
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted(spec: tuple[str, ...]) -> TrustedProxies:
+    return TrustedProxies(spec)
 
 
 def _missing(names: tuple[str, ...]) -> list[str]:
@@ -62,18 +74,32 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
 
     @blueprint.post(path, endpoint="receive")
     def receive() -> Response:
-        received_at = time.monotonic()
+        service = current_app.extensions["wecom"]
+        settings = service.settings
+        received_at = arrival_time(request.environ, _trusted(settings.trusted_proxies))
         missing = _missing(_SIGNED_ARGS)
         if missing:
             return _reject(400, f"missing query parameters: {', '.join(missing)}")
+        if settings.timestamp_window:
+            skew = timestamp_skew(request.args["timestamp"], time.time())
+            if skew is None:
+                return _reject(400, "timestamp is not a Unix time in seconds")
+            if abs(skew) > settings.timestamp_window:
+                return _reject(
+                    403,
+                    f"timestamp is {skew:+.0f} s from now, outside the "
+                    f"{settings.timestamp_window} s window (WECOM_TIMESTAMP_WINDOW)",
+                )
         try:
-            body = request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            limit = current_app.extensions["wecom"].settings.max_body
-            return _reject(413, f"body larger than {limit} bytes (WECOM_MAX_BODY)")
+            body = read_body(request.environ, settings.max_body)
+        except BodyTooLarge:
+            response = _reject(413, f"body larger than {settings.max_body} bytes (WECOM_MAX_BODY)")
+            response.headers["Connection"] = "close"  # the rest of the body was not read
+            return response
+        except (OSError, ValueError) as exc:
+            return _reject(400, f"unreadable body ({type(exc).__name__})")
         if not body:
             return _reject(400, "empty body")
-        service = current_app.extensions["wecom"]
         endpoint = service.endpoints[endpoint_name]
         try:
             plain = endpoint.crypto.decrypt_callback(
@@ -85,6 +111,8 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
             message = parse_message(plain)
         except WeComError as exc:
             return _reject(min(exc.http_status, 499), exc.detail, exc.code)
+        except Exception as exc:  # no input may give a 500: whatever the parsers missed
+            return _reject(400, f"malformed body ({type(exc).__name__})")
         try:
             reply_xml = service.engine.respond(endpoint, message, received_at)
         except Exception:

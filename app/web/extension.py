@@ -16,9 +16,11 @@ from flask import Flask
 
 from app.infra.store import Store, open_store
 from app.jobs.engine import JobEngine
+from app.jobs.leases import check_timestamp_window
 from app.routing.endpoints import Endpoint, build_endpoint
 from app.settings import SettingError, Settings
 from app.web.blueprint import callback_blueprint
+from app.web.request_input import stamp_arrival
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class WeComService:
 
     def init_app(self, app: Flask) -> None:
         settings = self.settings
+        check_timestamp_window(settings.timestamp_window)
         check_store(settings.store_url)
         for endpoint_settings in settings.endpoints:
             endpoint = build_endpoint(
@@ -48,6 +51,7 @@ class WeComService:
             self.endpoints[endpoint.name] = endpoint
             app.register_blueprint(callback_blueprint(endpoint.name, endpoint_settings.path))
         app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+        app.wsgi_app = stamp_arrival(app.wsgi_app)  # type: ignore[method-assign]
         app.extensions["wecom"] = self
         app.before_request(self.start_background)
 

@@ -56,6 +56,8 @@ def _json_fields(body: bytes) -> dict[str, Any]:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise EnvelopeError(f"malformed JSON: {exc}") from None
+    except RecursionError:  # the envelope is one flat object; this is an attack on the parser
+        raise EnvelopeError("malformed JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise EnvelopeError("the JSON envelope must be an object")
     fields: dict[str, Any] = {}
