@@ -1,7 +1,8 @@
 """Handlers that misbehave: raise what no handler should, or hold the CPU.
 
 "exit" calls sys.exit, "interrupt" raises KeyboardInterrupt, "base" a bare BaseException
-subclass, "spin N" burns the CPU for N seconds without ever yielding. Runs are appended to the
+subclass, "spin N" burns the CPU for N seconds without ever yielding, "huge N" answers 1.2 MB
+after N seconds. Runs are appended to the
 file named by WECOM_TEST_RECORD (when set), so a test can count them across worker processes.
 """
 
@@ -52,6 +53,14 @@ def spin(message: dict, match) -> str:
     while time.monotonic() < until:  # never yields: gevent cannot switch away
         pass
     return "spun"
+
+
+@router.regex(r"^huge (\d+(?:\.\d+)?)$")
+def huge(message: dict, match) -> str:
+    """A late answer of 1.2 MB."""
+    _record(message)
+    time.sleep(float(match.group(1)))
+    return "长" * 400_000
 
 
 @router.default

@@ -114,11 +114,38 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     return found
 
 
+#: Real secrets or a real backend: never paired with the development profile's public keys.
+_REAL_PARTNERS = ("WECOM_SECRET", "WECOM_AGENT_ID", "WECOM_KF_SECRET", "WECOM_FORWARD_URL")
+
+
 def uses_dev_profile(raw: Mapping[str, Any]) -> bool:
-    """True when nothing identifies a real app (or ``WECOM_DEV_PROFILE=1``)."""
+    """True when nothing identifies a real app (or ``WECOM_DEV_PROFILE=1``).
+
+    Refused (a SettingError) when the profile's public keys would meet real settings: a
+    secret, an agent id or a backend URL without the keys of a real app, or
+    ``WECOM_DEV_PROFILE=1`` beside real keys. Anyone could then sign callbacks for that
+    secret's app or that backend.
+    """
+    real_keys = [key for key in _REAL_KEYS if values.text(raw, key)]
     if values.flag(raw, "WECOM_DEV_PROFILE"):
-        return True
-    return not any(values.text(raw, key) for key in _REAL_KEYS)
+        if real_keys:
+            raise SettingError(
+                "WECOM_DEV_PROFILE",
+                f"=1 forces the public test keys, but real keys are set ({', '.join(real_keys)}); "
+                "unset one or the other",
+            )
+        development = True
+    else:
+        development = not real_keys
+    partners = [key for key in _REAL_PARTNERS if values.text(raw, key)]
+    if development and partners:
+        raise SettingError(
+            ", ".join(partners),
+            "set without an app's WECOM_TOKEN, WECOM_AES_KEY and WECOM_CORP_ID: the development "
+            "profile's public test keys must not be paired with a real secret or backend; "
+            "set the app's keys too, or unset these",
+        )
+    return development
 
 
 def load_settings(
