@@ -122,8 +122,7 @@ class Outbox:
                 f"handler started {starts} times without finishing (its worker stopped or died "
                 f"each time); WECOM_HANDLER_ATTEMPTS={self.handler_attempts}"
             )
-            log.error("job %s recorded as failed: %s", job.key, reason)
-            self.store.update_job(
+            dead = self.store.update_job(
                 job.key,
                 expect_states=(job.state,),
                 expect_owner=self.owner,
@@ -132,6 +131,9 @@ class Outbox:
                 last_error=reason,
                 now=self.clock(),
             )
+            if not dead:
+                return self._lost(job)
+            log.error("job %s recorded as failed: %s", job.key, reason)
             return JobState.DEAD
         moved = self.store.update_job(
             job.key,
@@ -142,7 +144,7 @@ class Outbox:
             now=self.clock(),
         )
         if not moved:
-            return job.state
+            return self._lost(job)
         try:
             kind = self.kinds[job.kind]
             entry = kind.answer(json.loads(job.payload))
@@ -238,7 +240,7 @@ class Outbox:
         )
 
     def _lost(self, job: Job) -> JobState:
-        """Another worker owns the job now (our lease ran out): stop, it delivers the rest."""
-        log.warning("job %s changed hands during delivery; stopping here", job.key)
+        """Another worker owns the job now (our lease ran out): stop, it finishes the job."""
+        log.warning("job %s changed hands; stopping here, its new owner finishes it", job.key)
         current = self.store.get_job(job.key)
         return current.state if current is not None else JobState.DONE
