@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.infra.store import JobState, Store
+from app.infra.store import JobState, Store, patience
 from app.jobs.app_answers import outbox_entry, run_handler
 from app.jobs.failures import describe, is_shutdown
 from app.jobs.leases import LeaseKeeper
@@ -33,6 +33,10 @@ from app.wecom import Reply, dedup_key
 log = logging.getLogger(__name__)
 
 RETRY_POLL_SECONDS = 0.05
+#: How long a callback waits for a store that another process holds before it is refused
+#: (503: WeCom sends it again), and the least its last write may wait (normal contention).
+CLAIM_PATIENCE = 1.0
+WRITE_PATIENCE = 0.5
 
 
 @dataclass
@@ -94,9 +98,10 @@ class DeadlineResponder:
         """The encrypted passive reply, or None for an empty 200."""
         key = self.job_key(endpoint, message)
         payload = json.dumps({"endpoint": endpoint.name, "message": message}, ensure_ascii=False)
-        created, job = self.store.claim_job(
-            key, "app", payload, self.loop.owner, self.loop.lease_until(), self.clock()
-        )
+        with patience(min(CLAIM_PATIENCE, max(self.remaining(received_at), WRITE_PATIENCE))):
+            created, job = self.store.claim_job(
+                key, "app", payload, self.loop.owner, self.loop.lease_until(), self.clock()
+            )
         if not created:
             log.info("retried callback %s (first run is %s)", key, job.state.value)
             return self._answer_retry(endpoint, key, received_at)
@@ -113,6 +118,13 @@ class DeadlineResponder:
         run.done.wait(self.remaining(received_at))
         with run.lock:
             run.deferred = not run.finished
+        # Past this point the answer is due: a store that stays locked turns it into a 503.
+        with patience(max(self.remaining(received_at), WRITE_PATIENCE)):
+            return self._conclude(endpoint, key, message, run)
+
+    def _conclude(
+        self, endpoint: Endpoint, key: str, message: dict[str, Any], run: _Run
+    ) -> str | None:
         if run.deferred:
             self._move(key, JobState.DEFERRED)
             log.info(

@@ -22,6 +22,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def one_shot_simulator(url: str, timeout: float = 30.0):
+    """A simulator sending each callback on a new connection, closed after it, as WeCom's
+    retries come: none is pinned to one worker by keep-alive, and none holds a worker open
+    when the service stops (an idle keep-alive connection delays a graceful stop)."""
+    from app.devtools.simulator import Simulator, requests_transport
+    from tests.conftest import AES_KEY, CORP_ID, TOKEN
+
+    def send(method, target, query, body):
+        with requests.Session() as session:
+            return requests_transport(timeout=timeout, session=session)(method, target, query, body)
+
+    return Simulator(url + "/", TOKEN, AES_KEY, CORP_ID, transport=send)
+
+
 class LiveService:
     """``python -m gunicorn -c gunicorn.conf.py wsgi:app`` with the given settings."""
 
@@ -60,7 +74,8 @@ class LiveService:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()/__exit__
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> LiveService:
+    def start(self, timeout: float = 30.0, ready: tuple[int, ...] = (200,)) -> LiveService:
+        """Start, and wait until /healthz answers with a status in ``ready``."""
         self.process = subprocess.Popen(
             self.command,
             cwd=PROJECT_ROOT,
@@ -76,7 +91,7 @@ class LiveService:
                 self.log.close()
                 raise RuntimeError(f"service exited with {self.process.returncode}:\n{output}")
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=1).status_code in ready:
                     return self
             except requests.RequestException:
                 pass
@@ -85,6 +100,14 @@ class LiveService:
         output = self.output()
         self.log.close()
         raise RuntimeError(f"service not ready after {timeout} s:\n{output}")
+
+    def health(self) -> tuple[int, dict]:
+        """/healthz's status and report, on a connection closed afterwards."""
+        with requests.Session() as session:
+            response = session.get(
+                self.url + "/healthz", headers={"Connection": "close"}, timeout=5
+            )
+            return response.status_code, response.json()
 
     def output(self) -> str:
         self.log.seek(0)

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from app.devtools.fakewecom import FakeWeCom
-from app.devtools.simulator import Simulator
 from app.infra.store import JobState, SqliteStore
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
-from tests.e2e.live import LiveService
+from tests.e2e.live import LiveService, one_shot_simulator
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +42,7 @@ def test_late_answer_after_all_workers_are_killed_arrives_within_s_plus_5(tmp_pa
             "WECOM_TEST_RECORD": str(record),
         }
         with LiveService(env, workers=2) as service:
-            wecom = Simulator(service.url + "/", TOKEN, AES_KEY, CORP_ID)
+            wecom = one_shot_simulator(service.url)
             send = lambda: wecom.send_text(  # noqa: E731
                 f"sleep {HANDLER_SECONDS:g}", MsgId="5001", FromUserName="crash"
             )

@@ -9,26 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from app.devtools.simulator import Simulator, requests_transport
 from app.infra.store import JobState, SqliteStore
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
-from tests.e2e.live import LiveService
+from tests.e2e.live import LiveService, one_shot_simulator
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def fresh_connection_simulator(url: str) -> Simulator:
-    """Each callback on a new connection, as WeCom's retries come: none is pinned to the stuck
-    worker by keep-alive."""
-
-    def send(method, target, query, body):
-        with requests.Session() as session:
-            return requests_transport(timeout=30, session=session)(method, target, query, body)
-
-    return Simulator(url + "/", TOKEN, AES_KEY, CORP_ID, transport=send)
 
 
 def test_cpu_bound_handler_is_given_up_while_the_other_worker_answers(tmp_path: Path):
@@ -47,7 +34,7 @@ def test_cpu_bound_handler_is_given_up_while_the_other_worker_answers(tmp_path: 
         "GUNICORN_TIMEOUT": "2",
     }
     with LiveService(env, workers=2) as service:
-        wecom = fresh_connection_simulator(service.url)
+        wecom = one_shot_simulator(service.url)
         threading.Thread(  # its worker is stopped mid-request: nobody waits for this answer
             target=lambda: _quietly(wecom.send_text, "spin 60", MsgId="4001"), daemon=True
         ).start()

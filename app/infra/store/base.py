@@ -202,5 +202,11 @@ class Store(abc.ABC):
     def release_lock(self, name: str, owner: str) -> bool:
         """Release the lock if ``owner`` holds it (even expired); returns whether it did."""
 
+    def health(self) -> dict[str, str]:
+        """For ``/healthz``: ``{"store": "ok"}``, or ``"busy"`` when a write could not start now
+        (another process holds the store), plus anything else an operator should see. Must
+        answer at once, without waiting for a lock."""
+        return {"store": "ok"}
+
     def close(self) -> None:  # noqa: B027 - optional for implementations
         """Release connections. Safe to call more than once."""
