@@ -20,7 +20,7 @@ from tests.helpers import wait_for
 pytestmark = pytest.mark.e2e
 
 KEYS = {"WECOM_TOKEN": TOKEN, "WECOM_AES_KEY": AES_KEY, "WECOM_CORP_ID": CORP_ID}
-HOLD_SECONDS = 6
+HOLD_SECONDS = 3
 
 
 def hold_write_lock(path: Path) -> subprocess.Popen:
