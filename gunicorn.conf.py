@@ -21,10 +21,13 @@ bind = default_bind(_checked.development_profile)
 logger_class = "app.web.serving.GunicornLogger"
 
 # gevent workers: a handler blocked on a business API or an LLM yields to the other requests.
-# For this service both gevent classes measure alike (bench/: p99 100 ms vs 98 ms, one worker, 64
-# keep-alive connections). gevent_pywsgi is the default because with an app that never yields the
-# plain gevent class lets some connections hog the worker (wechatpy baseline: p99 754 ms vs 200).
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent_pywsgi")
+# The class is gunicorn's own "gevent" (its HTTP parser on gevent), chosen by measurement
+# (bench/connections.py, 2 workers): it closes idle and stalled connections after `keepalive`
+# seconds and logs one line per malformed request, where gevent_pywsgi kept 2,500 idle sockets
+# forever (no callback answered), never closed headers sent a byte a second, and wrote 19 to 39
+# log lines with tracebacks per malformed request. For plain callbacks both measure alike
+# (bench/run.py: p99 98 ms vs 100 ms, one worker, 64 keep-alive connections).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 
 # Callbacks are I/O-bound, so a couple of processes per core is plenty.
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count(), 8)))
@@ -38,8 +41,11 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 timeout = default_timeout()
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 
-# WeCom and nginx reuse connections.
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# WeCom and nginx reuse connections. With the gevent class this also bounds how long a connection
+# may sit idle or send its headers before it is closed: short, so that idle sockets cannot hold
+# every connection slot (2 workers x 1000) for long. nginx's upstream keepalive_timeout must be
+# shorter (deploy/nginx.conf).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "2"))
 
 # Access log on stdout, errors on stderr, as containers expect.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
@@ -60,7 +66,12 @@ preload_app = False
 
 
 def post_worker_init(worker):
-    """Start the worker's background tasks (delivery, recovery) once its sockets are patched."""
+    """Start the worker's background tasks (delivery, recovery) once its sockets are patched.
+
+    The heartbeat first: gunicorn's timeout only applies to a worker that has sent one, and the
+    first sweep may at once take over a handler that holds the CPU (it killed the last worker).
+    """
+    worker.notify()
     service = getattr(worker.wsgi, "extensions", {}).get("wecom")
     if service is not None:
         service.start_background()

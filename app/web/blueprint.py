@@ -14,6 +14,8 @@ import time
 from flask import Blueprint, Response, current_app, request
 
 from app.web.request_input import (
+    BODY_SECONDS,
+    BodyTimeout,
     BodyTooLarge,
     TrustedProxies,
     arrival_time,
@@ -95,6 +97,10 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
         except BodyTooLarge:
             response = _reject(413, f"body larger than {settings.max_body} bytes (WECOM_MAX_BODY)")
             response.headers["Connection"] = "close"  # the rest of the body was not read
+            return response
+        except BodyTimeout:
+            response = _reject(408, f"body not received within {BODY_SECONDS:g} s")
+            response.headers["Connection"] = "close"
             return response
         except (OSError, ValueError) as exc:
             return _reject(400, f"unreadable body ({type(exc).__name__})")

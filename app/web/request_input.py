@@ -3,12 +3,18 @@ timestamp against the replay window, and the earliest arrival time that can be t
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from app.routing.time_limit import gevent_patched
+
 READ_SIZE = 64 * 1024
+#: A body that has not arrived this many seconds after its headers is not coming (WeCom waits 5 s
+#: for the whole answer); the connection is closed with 408 instead of being held open.
+BODY_SECONDS = 5.0
 #: Environ key of the arrival time stamped by :func:`stamp_arrival` (``time.monotonic()``).
 ARRIVAL_KEY = "wecom.arrived_at"
 #: An arrival header further back than this is not believed (a wrong clock, not a queue).
@@ -20,13 +26,18 @@ class BodyTooLarge(Exception):
     """The body is over the cap; the rest of it was not read."""
 
 
+class BodyTimeout(Exception):
+    """The body did not arrive within BODY_SECONDS."""
+
+
 def read_body(environ: dict[str, Any], limit: int) -> bytes:
     """The request body, at most ``limit`` bytes, whatever its framing.
 
     With a Content-Length, a larger one is refused before reading. Without one (chunked), the
     body is read as far as ``limit + 1`` bytes, never further, and refused when it gets there:
     a body is never cut short silently. A server that does not end such a stream itself (no
-    ``wsgi.input_terminated``) gives an empty body rather than an unbounded read.
+    ``wsgi.input_terminated``) gives an empty body rather than an unbounded read. A body that
+    stalls is given up after BODY_SECONDS (BodyTimeout).
     """
     stream = environ.get("wsgi.input")
     declared = environ.get("CONTENT_LENGTH") or ""
@@ -43,16 +54,30 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
         return b""
     if stream is None:
         return b""
-    parts, size = [], 0
-    while size < want:
-        part = stream.read(min(READ_SIZE, want - size))
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
+    with _time_limit(BODY_SECONDS):
+        parts, size = [], 0
+        while size < want:
+            part = stream.read(min(READ_SIZE, want - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
     if size > limit:
         raise BodyTooLarge
     return b"".join(parts)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Under gevent, interrupt a read stalled for ``seconds`` (BodyTimeout). A threaded server
+    (``flask run``) has its own socket timeouts, or none: there the read is not bounded here."""
+    if not gevent_patched():
+        yield
+        return
+    import gevent
+
+    with gevent.Timeout(seconds, BodyTimeout()):
+        yield
 
 
 def timestamp_skew(timestamp: str, now: float) -> float | None:

@@ -63,6 +63,9 @@ def test_cpu_bound_handler_is_given_up_while_the_other_worker_answers(tmp_path: 
         print(f"{answered} callbacks answered meanwhile, slowest {slowest:.2f} s")
         assert slowest < 5.0
         assert service.process.poll() is None
+        # Both runs were stopped by gunicorn's timeout, the takeover in a fresh worker included
+        # (none is left spinning).
+        wait_for(lambda: service.output().count("WORKER TIMEOUT") == 2)
 
 
 def _quietly(call, *args, **kwargs) -> None:
