@@ -102,8 +102,10 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
             response = _reject(408, f"body not received within {BODY_SECONDS:g} s")
             response.headers["Connection"] = "close"
             return response
-        except (OSError, ValueError) as exc:
-            return _reject(400, f"unreadable body ({type(exc).__name__})")
+        except Exception as exc:  # broken framing (a bad chunk size), a reset: the client's fault
+            response = _reject(400, f"unreadable body ({type(exc).__name__})")
+            response.headers["Connection"] = "close"
+            return response
         if not body:
             return _reject(400, "empty body")
         endpoint = service.endpoints[endpoint_name]

@@ -3,6 +3,7 @@ server, so the body cap must hold there too."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -72,4 +73,22 @@ def test_deep_json_and_replayed_timestamp_are_4xx_not_500(service):
     old_query, body = signed_envelope("replay", "8004", stamp=1_000_000_000)
     replay = requests.post(service.url + "/", params=old_query, data=body, timeout=10)
     assert replay.status_code == 403
+    assert "Traceback" not in service.output()
+
+
+def test_broken_chunked_framing_is_400_without_a_traceback(service):
+    query, body = signed_envelope("x", "8005")
+    target = "/?" + "&".join(f"{k}={v}" for k, v in query.items())
+    request = (
+        (
+            f"POST {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            "Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+        ).encode()
+        + body[:10]
+        + b"\r\n0\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
     assert "Traceback" not in service.output()
