@@ -32,8 +32,7 @@ def health_report(service: Any) -> tuple[int, dict[str, Any]]:
     }
     try:
         store = service.store
-        with patience(0.0):
-            report.update(store.health())
+        report.update(store.health())
         with patience(HEALTH_WAIT):
             dead = len(store.list_jobs(JobState.DEAD, DEAD_LETTERS_SHOWN))
     except StoreBusy:

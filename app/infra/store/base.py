@@ -205,7 +205,7 @@ class Store(abc.ABC):
     def health(self) -> dict[str, str]:
         """For ``/healthz``: ``{"store": "ok"}``, or ``"busy"`` when a write could not start now
         (another process holds the store), plus anything else an operator should see. Must
-        answer at once, without waiting for a lock."""
+        answer within a fraction of a second, never waiting long for a lock."""
         return {"store": "ok"}
 
     def close(self) -> None:  # noqa: B027 - optional for implementations

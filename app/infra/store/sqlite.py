@@ -39,6 +39,7 @@ from .sqlite_file import FileWatch, create_private
 from .waiting import StoreBusy, Waiter, patience
 
 SCHEMA_VERSION = 1
+HEALTH_WAIT = 0.25  # seconds health() waits for the write lock before it says "busy"
 
 
 def _sql_list(states: Iterable[JobState]) -> str:
@@ -290,10 +291,11 @@ class SqliteStore(Store):
             waiter.pause()
 
     def health(self) -> dict[str, str]:
-        """Whether a write could start now (without waiting), and a recent file replacement."""
+        """Whether a write can start within HEALTH_WAIT (ordinary contention between workers
+        is far shorter), and a recent deletion or replacement of the file."""
         report = self._file.report()
         try:
-            with patience(0.0), self._transaction():
+            with patience(HEALTH_WAIT), self._transaction():
                 pass
         except StoreBusy:
             report["store"] = "busy"
