@@ -180,7 +180,8 @@ class SqliteStore(Store):
                 self._create_schema(conn)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 raise
         except BaseException:
             conn.close()
