@@ -17,6 +17,8 @@ from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
+RAISED = {"exit": "SystemExit", "interrupt": "KeyboardInterrupt", "base": "Unusual"}
+
 
 def test_cpu_bound_handler_is_given_up_while_the_other_worker_answers(tmp_path: Path):
     store_path = tmp_path / "state.db"
@@ -35,6 +37,15 @@ def test_cpu_bound_handler_is_given_up_while_the_other_worker_answers(tmp_path: 
     }
     with LiveService(env, workers=2) as service:
         wecom = one_shot_simulator(service.url)
+        pids = sorted(service.worker_pids())
+        # Under gevent too, whatever a handler raises is answered and recorded, and kills nothing.
+        for number, text in enumerate(RAISED):
+            assert wecom.send_text(text, MsgId=f"390{number}").body == b""
+        with contextlib.closing(SqliteStore(store_path)) as store:
+            for number, (text, raised) in enumerate(RAISED.items()):
+                job = store.get_job(f"app:msg:390{number}")
+                assert job.state == JobState.DEAD and raised in job.last_error, (text, job)
+        assert sorted(service.worker_pids()) == pids
         threading.Thread(  # its worker is stopped mid-request: nobody waits for this answer
             target=lambda: _quietly(wecom.send_text, "spin 60", MsgId="4001"), daemon=True
         ).start()
