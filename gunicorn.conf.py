@@ -8,7 +8,7 @@ import multiprocessing
 import os
 
 from app.web import metrics_dir
-from app.web.serving import default_bind, preflight
+from app.web.serving import default_bind, default_timeout, preflight, release_worker_leases
 
 # Build the app once in a child process before forking: a bad setting stops here with one line
 # naming it, and the start-up summary is printed once (not once per worker).
@@ -26,12 +26,14 @@ bind = default_bind(_checked.development_profile)
 logger_class = "app.web.serving.GunicornLogger"
 
 # gevent workers: a handler blocked on a business API or an LLM yields to the other requests.
-# For this service both gevent classes measure alike (bench/: p99 100 ms vs 98 ms, one worker, 64
-# keep-alive connections). gevent_pywsgi is the base because with an app that never yields the
-# plain gevent class lets some connections hog the worker (wechatpy baseline: p99 754 ms vs 200).
-# The default is gunicorn's gevent_pywsgi worker with a stop that does not wait for idle keep-alive
-# clients (nginx's upstream pool, WeCom): it stops in well under a second instead of waiting out
-# graceful_timeout, while requests in flight still finish (see app/web/gunicorn_worker.py).
+# gunicorn's own "gevent" class (its HTTP parser on gevent), chosen by measurement
+# (bench/connections.py, 2 workers): it closes idle and stalled connections after `keepalive`
+# seconds and logs one line per malformed request, where gevent_pywsgi kept 2,500 idle sockets
+# forever (no callback answered), never closed headers sent a byte a second, and wrote 19 to 39
+# log lines with tracebacks per malformed request. For plain callbacks both measure alike
+# (bench/run.py: p99 98 ms vs 100 ms, one worker, 64 keep-alive connections). The default adds
+# a stop that hangs up idle keep-alive connections at once (app/web/gunicorn_worker.py): a
+# restart takes about a second instead of waiting for nginx's or WeCom's pooled connections.
 worker_class = os.environ.get(
     "GUNICORN_WORKER_CLASS", "app.web.gunicorn_worker.GracefulGeventWorker"
 )
@@ -42,13 +44,17 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # Concurrent connections (greenlets) per worker.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 
-# Under gevent this only detects a wedged worker; the reply deadline bounds each request.
-# graceful_timeout bounds how long a stopping worker lets requests in flight finish.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# Under gevent this only detects a wedged worker (a handler burning the CPU); the reply deadline
+# bounds each request. Default: half of WECOM_LEASE_SECONDS, at most 30 s, so a wedged worker is
+# killed, and its jobs released, before their leases run out (see default_timeout).
+timeout = default_timeout()
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 
-# WeCom and nginx reuse connections.
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# WeCom and nginx reuse connections. With the gevent class this also bounds how long a connection
+# may sit idle or send its headers before it is closed: short, so that idle sockets cannot hold
+# every connection slot (2 workers x 1000) for long. nginx's upstream keepalive_timeout must be
+# shorter (deploy/nginx.conf).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "2"))
 
 # Access log on stdout, errors on stderr, as containers expect.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
@@ -69,10 +75,36 @@ preload_app = False
 
 
 def post_worker_init(worker):
-    """Start the worker's background tasks (delivery, recovery) once its sockets are patched."""
+    """Start the worker's background tasks (delivery, recovery) once its sockets are patched.
+
+    The heartbeat first: gunicorn's timeout only applies to a worker that has sent one, and the
+    first sweep may at once take over a handler that holds the CPU (it killed the last worker).
+    """
+    worker.notify()
     service = getattr(worker.wsgi, "extensions", {}).get("wecom")
     if service is not None:
         service.start_background()
+
+
+def worker_abort(worker):
+    """gunicorn's timeout (SIGABRT) is about to raise SystemExit in whatever greenlet holds the CPU,
+    often a handler stuck in a loop: mark it as the worker stopping, not the handler failing."""
+    from app.jobs.failures import mark_stopping
+
+    mark_stopping()
+
+
+def worker_int(worker):
+    from app.jobs.failures import mark_stopping
+
+    mark_stopping()
+
+
+def child_exit(server, worker):
+    """In the master, once a worker has exited or died: release its jobs' leases at once, and
+    mark its Prometheus files dead (app/web/metrics_dir.py)."""
+    release_worker_leases(worker.pid)
+    metrics_dir.worker_exited(worker.pid)
 
 
 def worker_exit(server, worker):
@@ -81,10 +113,6 @@ def worker_exit(server, worker):
         service.stop_background()
 
 
-# -- Prometheus multiprocess bookkeeping (see app/web/metrics_dir.py) ---------------------------
-def child_exit(server, worker):
-    metrics_dir.worker_exited(worker.pid)
-
-
 def on_exit(server):
+    """The Prometheus multiprocess directory is the master's: remove it."""
     metrics_dir.cleanup()

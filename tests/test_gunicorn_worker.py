@@ -12,7 +12,7 @@ from app.__main__ import PROJECT_ROOT
 PROBE = """
 import sys
 import app.web.gunicorn_worker as worker
-assert worker.GracefulGeventWorker.__mro__[1].__name__ == "GeventPyWSGIWorker"
+assert worker.GracefulGeventWorker.__mro__[1].__name__ == "GeventWorker"
 monkey = sys.modules.get("gevent.monkey")
 print("patched" if monkey and monkey.is_anything_patched() else "not patched")
 heavy = ("flask", "requests", "app.web.extension", "app.jobs")

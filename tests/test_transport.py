@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.conftest import AES_KEY, CORP_ID, TOKEN
 
 
 def signed(encrypted: str, token: str = TOKEN) -> dict[str, str]:
-    timestamp, nonce = "1409659813", "1372623149"
+    timestamp, nonce = str(int(time.time())), "1372623149"
     return {
         "msg_signature": compute_signature(token, timestamp, nonce, encrypted),
         "timestamp": timestamp,

@@ -1,4 +1,9 @@
-"""The guide's demo bot: answers "你好", echoes other text, acknowledges everything else."""
+"""The guide's demo bot: answers "你好", echoes other text, acknowledges everything else.
+
+A correctly signed message may still have an odd shape: a repeated element arrives as a list,
+an element with children as a dict (see the README, "Writing handlers"). The bot reads every
+field through :func:`field`, so such a message gets an acknowledgement, never a crash.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,13 @@ RECEIVED = {
 }
 
 
+def field(message: dict, name: str, parent: str | None = None) -> str:
+    """A text field of the message ("" when it is missing, repeated or has children)."""
+    holder = message.get(parent) if parent else message
+    value = holder.get(name) if isinstance(holder, dict) else None
+    return value if isinstance(value, str) else ""
+
+
 @router.text("你好")
 def hello(message: dict) -> str:
     return GREETING
@@ -28,7 +40,7 @@ def hello(message: dict) -> str:
 
 @router.text()
 def echo(message: dict) -> str:
-    return message.get("Content") or ""
+    return field(message, "Content")
 
 
 @router.event("subscribe", "enter_agent")
@@ -38,16 +50,17 @@ def welcome(message: dict) -> str:
 
 @router.event("click")
 def menu_click(message: dict) -> str:
-    return f"你点击了菜单：{message.get('EventKey', '')}"
+    return f"你点击了菜单：{field(message, 'EventKey')}"
 
 
 @router.event("scancode_waitmsg")
 def scanned(message: dict) -> str:
-    return f"扫码结果：{(message.get('ScanCodeInfo') or {}).get('ScanResult', '')}"
+    return f"扫码结果：{field(message, 'ScanResult', parent='ScanCodeInfo')}"
 
 
 @router.default
 def other(message: dict) -> str | None:
-    if message.get("MsgType") == "event":
+    msg_type = field(message, "MsgType")
+    if msg_type == "event":
         return None  # system events (contacts, approvals, …) are acknowledged without a reply
-    return RECEIVED.get(message.get("MsgType", ""), "收到消息")
+    return RECEIVED.get(msg_type, "收到消息")

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 #: message/send refuses (45002) or truncates text over 2048 bytes: longer answers go in parts.
 TEXT_LIMIT = 2048
+#: At most this many messages carry one late answer; the last one then ends with ELLIPSIS.
+MAX_PARTS = 5
+ELLIPSIS = "…"
 
 
 def run_handler(endpoint: Endpoint, message: dict[str, Any]) -> Reply | None:
@@ -33,10 +36,7 @@ def outbox_entry(message: dict[str, Any], reply: Reply | None) -> dict[str, Any]
     if isinstance(reply, TextReply):
         # to_api_message() cleans the text (no lone surrogates) before it is cut into parts.
         content = reply.to_api_message()["text"]["content"]
-        messages = [
-            {"msgtype": "text", "text": {"content": part}}
-            for part in split_utf8(content, TEXT_LIMIT)
-        ]
+        messages = [{"msgtype": "text", "text": {"content": part}} for part in text_parts(content)]
     else:
         api_message = reply.to_api_message()
         if api_message is None:
@@ -49,6 +49,23 @@ def outbox_entry(message: dict[str, Any], reply: Reply | None) -> dict[str, Any]
     if not messages:
         return None
     return {"to": str(message.get("FromUserName", "")), "messages": messages}
+
+
+def text_parts(content: str) -> list[str]:
+    """``content`` in message/send-sized parts, at most :data:`MAX_PARTS` of them: a longer
+    answer is cut, and its last part ends with "…" (a 1 MB answer is 5 messages, not 500)."""
+    # Every character is at least one byte: this keeps enough for the parts, and no more.
+    head = content[: MAX_PARTS * TEXT_LIMIT + 1]
+    parts = split_utf8(head, TEXT_LIMIT)
+    if len(parts) <= MAX_PARTS and len(head) == len(content):
+        return parts
+    last = split_utf8(parts[MAX_PARTS - 1], TEXT_LIMIT - len(ELLIPSIS.encode("utf-8")))[0]
+    log.warning(
+        "a late answer of %d characters is cut to %d messages (the last ends with …)",
+        len(content),
+        MAX_PARTS,
+    )
+    return [*parts[: MAX_PARTS - 1], last + ELLIPSIS]
 
 
 class AppAnswers:

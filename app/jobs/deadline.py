@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.infra.metrics import note_outcome
-from app.infra.store import JobState, Store
+from app.infra.store import JobState, Store, patience
 from app.jobs.app_answers import outbox_entry, run_handler
+from app.jobs.failures import describe, is_shutdown
 from app.jobs.leases import LeaseKeeper
 from app.jobs.outbox import Outbox
 from app.routing.endpoints import Endpoint
@@ -33,6 +34,10 @@ from app.wecom import Reply, dedup_key
 log = logging.getLogger(__name__)
 
 RETRY_POLL_SECONDS = 0.05
+#: How long a callback waits for a store that another process holds before it is refused
+#: (503: WeCom sends it again), and the least its last write may wait (normal contention).
+CLAIM_PATIENCE = 1.0
+WRITE_PATIENCE = 0.5
 
 
 @dataclass
@@ -94,9 +99,10 @@ class DeadlineResponder:
         """The encrypted passive reply, or None for an empty 200."""
         key = self.job_key(endpoint, message)
         payload = json.dumps({"endpoint": endpoint.name, "message": message}, ensure_ascii=False)
-        created, job = self.store.claim_job(
-            key, "app", payload, self.loop.owner, self.loop.lease_until(), self.clock()
-        )
+        with patience(min(CLAIM_PATIENCE, max(self.remaining(received_at), WRITE_PATIENCE))):
+            created, job = self.store.claim_job(
+                key, "app", payload, self.loop.owner, self.loop.lease_until(), self.clock()
+            )
         if not created:
             note_outcome("retry")
             log.info("retried callback %s (first run is %s)", key, job.state.value)
@@ -114,15 +120,16 @@ class DeadlineResponder:
         run.done.wait(self.remaining(received_at))
         with run.lock:
             run.deferred = not run.finished
+        # Past this point the answer is due: a store that stays locked turns it into a 503.
+        with patience(max(self.remaining(received_at), WRITE_PATIENCE)):
+            return self._conclude(endpoint, key, message, run)
+
+    def _conclude(
+        self, endpoint: Endpoint, key: str, message: dict[str, Any], run: _Run
+    ) -> str | None:
         if run.deferred:
             note_outcome("deferred")
-            self.store.update_job(
-                key,
-                expect_states=(JobState.RUNNING,),
-                expect_owner=self.loop.owner,
-                state=JobState.DEFERRED,
-                now=self.clock(),
-            )
+            self._move(key, JobState.DEFERRED)
             log.info(
                 "handler for %s missed the %.1f s budget; its answer will go through the API",
                 key,
@@ -139,7 +146,10 @@ class DeadlineResponder:
         reply, error = None, None
         try:
             reply = run_handler(endpoint, message)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: see app.jobs.failures
+            if is_shutdown(exc):
+                self._abandon(key, run)
+                raise
             log.exception(
                 "handler failed on endpoint %s for MsgId=%s MsgType=%s Event=%s",
                 endpoint.name,
@@ -147,7 +157,7 @@ class DeadlineResponder:
                 message.get("MsgType", "-"),
                 message.get("Event", "-"),
             )
-            error = f"handler raised {type(exc).__name__}: {exc}"
+            error = describe(exc)
         with run.lock:
             run.reply, run.error, run.finished = reply, error, True
             late = run.deferred
@@ -156,59 +166,56 @@ class DeadlineResponder:
             return
         try:
             self.outbox.finish(key, None if error else outbox_entry(message, reply), error)
-        except Exception:
+        except BaseException as exc:
+            if is_shutdown(exc):
+                raise
             log.exception("could not record the late answer of %s; recovery will retry", key)
         finally:
             self._runs_here.pop(key, None)
             self.loop.release(key)
 
+    def _abandon(self, key: str, run: _Run) -> None:
+        """The handler's greenlet or the process is stopping: stop renewing the job's lease so
+        another worker takes it over, and let the waiting request answer now."""
+        log.warning("handler for %s was stopped with its worker; another worker will take it", key)
+        self._runs_here.pop(key, None)
+        self.loop.release(key)
+        run.done.set()
+
+    def _move(self, key: str, state: JobState, **changes: Any) -> bool:
+        """Compare-and-set a RUNNING job this process owns; False (and a log line) if it is no
+        longer ours: another worker took it over and answers it."""
+        moved = self.store.update_job(
+            key,
+            expect_states=(JobState.RUNNING,),
+            expect_owner=self.loop.owner,
+            state=state,
+            now=self.clock(),
+            **changes,
+        )
+        if not moved:
+            log.warning("job %s changed hands before it was answered; leaving it to its owner", key)
+        return moved
+
     def _answer_in_time(
         self, endpoint: Endpoint, key: str, message: dict[str, Any], run: _Run
     ) -> str | None:
-        now = self.clock()
-        owner = self.loop.owner
         if run.error is not None:
             note_outcome("failed")
-            self.store.update_job(
-                key,
-                expect_states=(JobState.RUNNING,),
-                expect_owner=owner,
-                state=JobState.DEAD,
-                last_error=run.error,
-                now=now,
-            )
+            self._move(key, JobState.DEAD, last_error=run.error)
             return None
         if run.reply is None:
-            self.store.update_job(
-                key,
-                expect_states=(JobState.RUNNING,),
-                expect_owner=owner,
-                state=JobState.DONE,
-                now=now,
-            )
+            self._move(key, JobState.DONE)
             return None
         try:
             plain = self.render(endpoint, message, run.reply)
         except Exception as exc:
             log.exception("cannot render the reply for %s", key)
             note_outcome("failed")
-            self.store.update_job(
-                key,
-                expect_states=(JobState.RUNNING,),
-                expect_owner=owner,
-                state=JobState.DEAD,
-                last_error=f"render failed: {exc}",
-                now=now,
-            )
+            self._move(key, JobState.DEAD, last_error=f"render failed: {exc}")
             return None
-        self.store.update_job(
-            key,
-            expect_states=(JobState.RUNNING,),
-            expect_owner=owner,
-            state=JobState.PASSIVE,
-            reply=json.dumps({"xml": plain}),
-            now=now,
-        )
+        if not self._move(key, JobState.PASSIVE, reply=json.dumps({"xml": plain})):
+            return None  # the new owner answers; a passive reply now would answer twice
         return self.encrypt(endpoint, plain)
 
     def _answer_retry(self, endpoint: Endpoint, key: str, received_at: float) -> str | None:

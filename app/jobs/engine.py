@@ -43,6 +43,9 @@ class JobEngine:
             self.owner,
             {"app": AppAnswers(endpoints, self.clients.for_app), "kf": kf_answers},
             max_attempts=settings.delivery_attempts,
+            handler_attempts=settings.handler_attempts,
+            lease_seconds=settings.lease_seconds,
+            holding=self.leases.holding,
         )
         sync = KfSync(
             self.store,

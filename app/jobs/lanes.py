@@ -11,6 +11,8 @@ import logging
 import threading
 from collections.abc import Callable, Hashable
 
+from app.jobs.failures import is_shutdown
+
 log = logging.getLogger(__name__)
 
 Task = Callable[[], None]
@@ -74,7 +76,9 @@ class Lanes:
                 task = self._queues[key].popleft()
             try:
                 task()
-            except Exception:  # a task should record its own failure; never lose the lane
+            except BaseException as exc:  # a task records its own failure; never lose the lane
+                if is_shutdown(exc):
+                    raise
                 log.exception("kf task for %s failed", key)
             finally:
                 with self._cond:

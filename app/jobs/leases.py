@@ -6,16 +6,19 @@ same sweep picks up the work of a dead worker and a delivery whose retry is due.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from app.infra.store import Job, JobState, Store
+from app.jobs.failures import is_shutdown
 from app.jobs.ticker import Ticker
+from app.settings import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +27,25 @@ SWEEP_SECONDS = 1.0
 RETENTION_SECONDS = 24 * 3600.0
 
 
+def check_timestamp_window(window: float) -> None:
+    """A callback older than the dedup records would run its handler again when replayed: the
+    timestamp window (``WECOM_TIMESTAMP_WINDOW``) must not be longer than their retention."""
+    if window > RETENTION_SECONDS:
+        raise SettingError(
+            "WECOM_TIMESTAMP_WINDOW",
+            f"must be at most {RETENTION_SECONDS:g} seconds, how long retried callbacks are "
+            f"recognised; got {window:g}",
+        )
+
+
 def new_owner_id() -> str:
     """Names this process in leases: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{owner_prefix(os.getpid())}{uuid.uuid4().hex[:8]}"
+
+
+def owner_prefix(pid: int) -> str:
+    """The start of the owner ids of process ``pid`` on this host (for Store.release_leases)."""
+    return f"{socket.gethostname()}:{pid}:"
 
 
 class LeaseKeeper:
@@ -65,6 +84,22 @@ class LeaseKeeper:
 
     def lease_until(self) -> float:
         return self.clock() + self.lease_seconds
+
+    @contextlib.contextmanager
+    def holding(self, key: str) -> Iterator[None]:
+        """Keep ``key``'s lease while the block runs, also in a process whose sweep is not
+        running (``flask deliveries resend``): there a renew-only loop runs meanwhile."""
+        self.hold(key)
+        renewer = None
+        if not self.running:
+            renewer = Ticker(f"wecom-renew-{key}", self.lease_seconds / 3, self.renew)
+            renewer.start()
+        try:
+            yield
+        finally:
+            if renewer is not None:
+                renewer.stop()
+            self.release(key)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -110,7 +145,9 @@ class LeaseKeeper:
                     "taking over %s (%s, its worker stopped or died)", job.key, job.state.value
                 )
             self.recover(job)
-        except Exception:
+        except BaseException as exc:  # whatever a handler raised: this thread is ours
+            if is_shutdown(exc):
+                raise
             log.exception("recovery of %s failed", job.key)
         finally:
             self.release(job.key)

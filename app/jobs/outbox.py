@@ -14,15 +14,18 @@ is dead: ``flask deliveries list`` shows it and ``flask deliveries resend`` trie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from app.infra import metrics
 from app.infra.api.errors import WeComAPIError
 from app.infra.store import Job, JobState, Store
+from app.jobs.failures import describe, is_shutdown
 
 log = logging.getLogger(__name__)
 
@@ -67,96 +70,132 @@ class Outbox:
         kinds: dict[str, AnswerKind],
         max_attempts: int,
         clock: Callable[[], float] = time.time,
+        handler_attempts: int = 3,
+        lease_seconds: float = 30.0,
+        holding: Callable[[str], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.store = store
         self.owner = owner
         self.kinds = kinds
-        self.max_attempts = max_attempts
+        self.max_attempts = max_attempts  # deliveries (WECOM_DELIVERY_ATTEMPTS)
+        self.handler_attempts = handler_attempts  # handler starts (WECOM_HANDLER_ATTEMPTS)
+        self.lease_seconds = lease_seconds
+        #: Keeps a job's lease renewed while the block runs (LeaseKeeper.holding).
+        self.holding = holding or (lambda key: contextlib.nullcontext())
         self.clock = clock
 
     def finish(self, key: str, entry: dict[str, Any] | None, error: str | None = None) -> JobState:
         """The handler of a job we own (RUNNING, or DEFERRED past its reply deadline) has
         finished and its answer goes through the API: deliver it, or record that there is none
         or that the handler failed. Every 微信客服 answer comes here; an app's only when late."""
-        now = self.clock()
         if error is not None:
             log.error("job %s recorded as failed: %s", key, error)
-            self.store.update_job(
-                key,
-                expect_states=_UNFINISHED,
-                expect_owner=self.owner,
-                state=JobState.DEAD,
-                last_error=error,
-                now=now,
-            )
-            return JobState.DEAD
-        if entry is None:
-            self.store.update_job(
-                key,
-                expect_states=_UNFINISHED,
-                expect_owner=self.owner,
-                state=JobState.DONE,
-                now=now,
-            )
-            return JobState.DONE
+            changes: dict[str, Any] = {"state": JobState.DEAD, "last_error": error}
+        elif entry is None:
+            changes = {"state": JobState.DONE}
+        else:
+            # From here ``attempts`` counts deliveries.
+            changes = {
+                "state": JobState.OUTBOX,
+                "reply": json.dumps(entry, ensure_ascii=False),
+                "attempts": 0,
+                "lease_until": self.clock() + self.lease_seconds,
+            }
         moved = self.store.update_job(
-            key,
-            expect_states=_UNFINISHED,
-            expect_owner=self.owner,
-            state=JobState.OUTBOX,
-            reply=json.dumps(entry, ensure_ascii=False),
-            now=now,
+            key, expect_states=_UNFINISHED, expect_owner=self.owner, now=self.clock(), **changes
         )
         job = self.store.get_job(key)
         if not moved or job is None:
-            log.warning("job %s changed hands before its late answer was recorded", key)
+            log.warning("job %s changed hands before its answer was recorded", key)
             return job.state if job else JobState.DONE
+        if job.state != JobState.OUTBOX:
+            return job.state
         return self.deliver(job)
 
     def recover(self, job: Job) -> JobState:
         """Finish a job taken over from an expired lease: run its handler again when it never
-        finished (at-least-once, as WeCom itself is), then deliver."""
+        finished (at-least-once, as WeCom itself is), then deliver.
+
+        An unfinished job's ``attempts`` counts the handler's restarts (its claim was the first
+        start), stored before each restart: a handler that kills its worker every time (a CPU
+        loop past gunicorn's timeout) ends as a dead letter after ``handler_attempts`` starts.
+        """
+        with self.holding(job.key):
+            return self._recover(job)
+
+    def _recover(self, job: Job) -> JobState:
         if job.state == JobState.OUTBOX and job.reply is not None:
             return self.deliver(job)
+        starts = job.attempts + 1  # the handler has started this many times already
+        if starts >= self.handler_attempts:
+            reason = (
+                f"handler started {starts} times without finishing (its worker stopped or died "
+                f"each time); WECOM_HANDLER_ATTEMPTS={self.handler_attempts}"
+            )
+            dead = self.store.update_job(
+                job.key,
+                expect_states=(job.state,),
+                expect_owner=self.owner,
+                state=JobState.DEAD,
+                attempts=starts,
+                last_error=reason,
+                now=self.clock(),
+            )
+            if not dead:
+                return self._lost(job)
+            log.error("job %s recorded as failed: %s", job.key, reason)
+            return JobState.DEAD
         moved = self.store.update_job(
             job.key,
             expect_states=(job.state,),
             expect_owner=self.owner,
             state=JobState.DEFERRED,
+            attempts=starts,
             now=self.clock(),
         )
         if not moved:
-            return job.state
+            return self._lost(job)
         try:
             kind = self.kinds[job.kind]
             entry = kind.answer(json.loads(job.payload))
-        except Exception as exc:
+        except BaseException as exc:  # whatever a handler raises: see app.jobs.failures
+            if is_shutdown(exc):
+                raise
             log.exception("handler failed again while recovering %s", job.key)
-            return self.finish(job.key, None, f"handler raised {type(exc).__name__}: {exc}")
+            return self.finish(job.key, None, describe(exc))
         return self.finish(job.key, entry)
 
     def deliver(self, job: Job) -> JobState:
-        """Send what is left of ``job``'s answer; the job must be OUTBOX and owned by us."""
+        """Send what is left of ``job``'s answer; the job must be OUTBOX and owned by us.
+
+        Before each send, one compare-and-set renews the lease and records what is left to
+        send: a worker that lost the job (its lease ran out, another worker took it over) stops
+        there, before sending anything more, and a retry never repeats a part already sent.
+        """
         entry = json.loads(job.reply or "{}")
         messages: list[dict[str, Any]] = entry.get("messages") or []
         kind = self.kinds.get(job.kind)
         if kind is None:
             return self._dead(job, f"no sender for job kind {job.kind!r}")
         while messages:
+            entry["messages"] = messages
+            reply = json.dumps(entry, ensure_ascii=False)
+            if not self._update(job, reply=reply, lease_until=self.clock() + self.lease_seconds):
+                return self._lost(job)
             try:
                 kind.send(job, entry, messages[0])
             except DeliveryError as exc:
                 return self._dead(job, str(exc))
             except WeComAPIError as exc:
                 return self._failed(job, entry, messages, exc)
-            except Exception as exc:  # a bug must not lose the job: record it
+            except BaseException as exc:  # a bug must not lose the job: record it
+                if is_shutdown(exc):
+                    raise
                 log.exception("delivery of %s crashed", job.key)
                 return self._dead(job, f"{type(exc).__name__}: {exc}")
             messages.pop(0)
-            if messages:  # remember progress so a retry does not repeat the part just sent
-                entry["messages"] = messages
-                self._update(job, reply=json.dumps(entry, ensure_ascii=False))
-        self._update(job, state=JobState.DONE, last_error=None)
+        if not self._update(job, state=JobState.DONE, last_error=None):
+            return self._lost(job)
         metrics.delivered(job.kind)
         log.info("delivered the answer to %s through the API", job.key)
         return JobState.DONE
@@ -178,34 +217,44 @@ class Outbox:
                 exc,
             )
             metrics.delivery_failed(job.kind, "retry", exc.errcode)
-            self._update(
+            if not self._update(
                 job,
                 owner=None,
                 lease_until=self.clock() + delay,
                 attempts=attempts,
                 reply=reply,
                 last_error=str(exc),
-            )
+            ):
+                return self._lost(job)
             return JobState.OUTBOX
         reason = f"gave up after {attempts} attempts" if exc.retryable else "not retried"
         log.error("delivery of %s failed, %s: %s", job.key, reason, exc)
         metrics.delivery_failed(job.kind, "dead", exc.errcode)
-        self._update(job, state=JobState.DEAD, attempts=attempts, reply=reply, last_error=str(exc))
+        if not self._update(
+            job, state=JobState.DEAD, attempts=attempts, reply=reply, last_error=str(exc)
+        ):
+            return self._lost(job)
         return JobState.DEAD
 
     def _dead(self, job: Job, reason: str) -> JobState:
         log.error("delivery of %s recorded as failed: %s", job.key, reason)
         metrics.delivery_failed(job.kind, "dead", None)
-        self._update(job, state=JobState.DEAD, attempts=job.attempts + 1, last_error=reason)
+        if not self._update(job, state=JobState.DEAD, attempts=job.attempts + 1, last_error=reason):
+            return self._lost(job)
         return JobState.DEAD
 
-    def _update(self, job: Job, **changes: Any) -> None:
-        changed = self.store.update_job(
+    def _update(self, job: Job, **changes: Any) -> bool:
+        """Compare-and-set on an OUTBOX job we own; False when it is no longer ours."""
+        return self.store.update_job(
             job.key,
             expect_states=(JobState.OUTBOX,),
             expect_owner=self.owner,
             now=self.clock(),
             **changes,
         )
-        if not changed:
-            log.warning("job %s changed hands during delivery", job.key)
+
+    def _lost(self, job: Job) -> JobState:
+        """Another worker owns the job now (our lease ran out): stop, it finishes the job."""
+        log.warning("job %s changed hands; stopping here, its new owner finishes it", job.key)
+        current = self.store.get_job(job.key)
+        return current.state if current is not None else JobState.DONE

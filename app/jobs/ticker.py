@@ -6,6 +6,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from app.jobs.failures import is_shutdown
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +52,8 @@ class Ticker:
         while not self.stopping.is_set():
             try:
                 self.tick()
-            except Exception:
+            except BaseException as exc:  # the loop outlives anything a tick raises
+                if is_shutdown(exc):
+                    raise
                 log.exception("%s: iteration failed; continuing", self.name)
             self.stopping.wait(self.interval)

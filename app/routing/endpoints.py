@@ -80,4 +80,6 @@ def _forward_settings(forward: ForwardSettings | None) -> ForwardSettings:
 
 def _forwarder(forward: ForwardSettings | None) -> Forwarder:
     settings = _forward_settings(forward)
-    return Forwarder(settings.url, settings.timeout, settings.fallback)
+    return Forwarder(
+        settings.url, settings.timeout, settings.fallback, max_bytes=settings.max_bytes
+    )

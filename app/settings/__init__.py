@@ -30,16 +30,19 @@ ENV_ALIASES = {"T_TOKEN": "WECOM_TOKEN", "C_TOKEN": "WECOM_CORP_ID"}
 DEFAULTS: dict[str, Any] = {
     "WECOM_PATH": "/",
     "WECOM_MAX_BODY": 256 * 1024,
+    "WECOM_TIMESTAMP_WINDOW": 3600,
     "WECOM_REPLY_DEADLINE": 4.0,
     "WECOM_STORE": "sqlite:///instance/wecom-state.db",
     "WECOM_REDIS_PREFIX": "wecom:",
     "WECOM_API_BASE": "https://qyapi.weixin.qq.com/cgi-bin/",
     "WECOM_API_TIMEOUT": 10.0,
     "WECOM_DELIVERY_ATTEMPTS": 8,
+    "WECOM_HANDLER_ATTEMPTS": 3,
     "WECOM_LEASE_SECONDS": 30.0,
     "WECOM_HANDLER_TIMEOUT": 600.0,
     "WECOM_FORWARD_TIMEOUT": 30.0,
     "WECOM_FORWARD_FALLBACK": "响应错误",
+    "WECOM_FORWARD_MAX_BYTES": 1024 * 1024,
     "WECOM_KF_PATH": "/kf",
     "WECOM_KF_HISTORY_SECONDS": 600,
     "WECOM_LOG_LEVEL": "INFO",
@@ -81,6 +84,7 @@ class ForwardSettings:
     url: str
     timeout: float
     fallback: str
+    max_bytes: int = 1024 * 1024
 
     def __repr__(self) -> str:  # the URL may carry credentials
         return f"ForwardSettings(timeout={self.timeout:g})"
@@ -93,11 +97,13 @@ class Settings:
     corp_id: str
     reply_deadline: float
     max_body: int
+    timestamp_window: int
     store_url: str
     redis_prefix: str
     api_base: str
     api_timeout: float
     delivery_attempts: int
+    handler_attempts: int
     lease_seconds: float
     handler_timeout: float
     kf_welcome: str
@@ -110,6 +116,8 @@ class Settings:
     admin_token: str = ""
     console_show_content: bool = False
     log_format: str = "text"  # "text" or "json"
+    #: FORWARDED_ALLOW_IPS (gunicorn's setting, read here too): proxies whose headers count.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
 
     def endpoint(self, name: str) -> EndpointSettings:
         for endpoint in self.endpoints:
@@ -132,11 +140,44 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     return found
 
 
+#: Real secrets or a real backend: never paired with the development profile's public keys.
+_REAL_PARTNERS = (
+    "WECOM_SECRET",
+    "WECOM_AGENT_ID",
+    "WECOM_KF_SECRET",
+    "WECOM_FORWARD_URL",
+    "WECOM_LLM_API_KEY",
+)
+
+
 def uses_dev_profile(raw: Mapping[str, Any]) -> bool:
-    """True when nothing identifies a real app (or ``WECOM_DEV_PROFILE=1``)."""
+    """True when nothing identifies a real app (or ``WECOM_DEV_PROFILE=1``).
+
+    Refused (a SettingError) when the profile's public keys would meet real settings: a
+    secret, an agent id or a backend URL without the keys of a real app, or
+    ``WECOM_DEV_PROFILE=1`` beside real keys. Anyone could then sign callbacks for that
+    secret's app or that backend.
+    """
+    real_keys = [key for key in _REAL_KEYS if values.text(raw, key)]
     if values.flag(raw, "WECOM_DEV_PROFILE"):
-        return True
-    return not any(values.text(raw, key) for key in _REAL_KEYS)
+        if real_keys:
+            raise SettingError(
+                "WECOM_DEV_PROFILE",
+                f"=1 forces the public test keys, but real keys are set ({', '.join(real_keys)}); "
+                "unset one or the other",
+            )
+        development = True
+    else:
+        development = not real_keys
+    partners = [key for key in _REAL_PARTNERS if values.text(raw, key)]
+    if development and partners:
+        raise SettingError(
+            ", ".join(partners),
+            "set without an app's WECOM_TOKEN, WECOM_AES_KEY and WECOM_CORP_ID: the development "
+            "profile's public test keys must not be paired with a real secret or backend; "
+            "set the app's keys too, or unset these",
+        )
+    return development
 
 
 def _redis_prefix(raw: Mapping[str, Any]) -> str:
@@ -151,6 +192,9 @@ def load_settings(
 ) -> Settings:
     """Defaults, then the environment, then ``overrides``: checked, resolved, frozen."""
     raw: dict[str, Any] = {**DEFAULTS, **from_environment(environ), **(overrides or {})}
+    proxies = (overrides or {}).get("FORWARDED_ALLOW_IPS") or (
+        os.environ if environ is None else environ
+    ).get("FORWARDED_ALLOW_IPS", "127.0.0.1")
     development = uses_dev_profile(raw)
     if development:
         raw.update(DEV_PROFILE)
@@ -161,6 +205,7 @@ def load_settings(
             url=forward_url,
             timeout=values.number(raw, "WECOM_FORWARD_TIMEOUT", float, 0.5, 600.0),
             fallback=str(raw.get("WECOM_FORWARD_FALLBACK") or ""),
+            max_bytes=values.number(raw, "WECOM_FORWARD_MAX_BYTES", int, 1024, 64 * 1024 * 1024),
         )
     endpoints = endpoint_settings(raw, forwarding=forward is not None)
     bots = bot_settings(raw, {endpoint.path: endpoint.name for endpoint in endpoints})
@@ -173,11 +218,14 @@ def load_settings(
         corp_id=values.text(raw, "WECOM_CORP_ID"),
         reply_deadline=values.number(raw, "WECOM_REPLY_DEADLINE", float, 0.1, 4.9),
         max_body=values.number(raw, "WECOM_MAX_BODY", int, 1024, 64 * 1024 * 1024),
+        # The upper bound that matters, the dedup retention, is checked by app.jobs.leases.
+        timestamp_window=values.number(raw, "WECOM_TIMESTAMP_WINDOW", int, 0, 365 * 24 * 3600),
         store_url=values.text(raw, "WECOM_STORE"),
         redis_prefix=_redis_prefix(raw),
         api_base=values.url(raw, "WECOM_API_BASE"),
         api_timeout=values.number(raw, "WECOM_API_TIMEOUT", float, 0.5, 120.0),
         delivery_attempts=values.number(raw, "WECOM_DELIVERY_ATTEMPTS", int, 1, 100),
+        handler_attempts=values.number(raw, "WECOM_HANDLER_ATTEMPTS", int, 1, 100),
         lease_seconds=values.number(raw, "WECOM_LEASE_SECONDS", float, 1.0, 3600.0),
         handler_timeout=values.number(raw, "WECOM_HANDLER_TIMEOUT", float, 1.0, 86400.0),
         kf_welcome=str(raw.get("WECOM_KF_WELCOME") or ""),
@@ -187,6 +235,7 @@ def load_settings(
         admin_token=values.admin_token(raw, "WECOM_ADMIN_TOKEN"),
         console_show_content=values.flag(raw, "WECOM_CONSOLE_SHOW_CONTENT"),
         log_format=values.choice(raw, "WECOM_LOG_FORMAT", LOG_FORMATS).lower(),
+        trusted_proxies=values.addresses("FORWARDED_ALLOW_IPS", str(proxies)),
     )
 
 

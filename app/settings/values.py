@@ -56,6 +56,21 @@ def choice(raw: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def addresses(setting: str, value: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or networks, or ``*`` (gunicorn's format)."""
+    import ipaddress
+
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingError(setting, f"{item!r} is not an IP address or network") from None
+    return items
+
+
 def flag(raw: Mapping[str, Any], name: str) -> bool:
     value = raw.get(name)
     if isinstance(value, bool):

@@ -8,15 +8,24 @@ entry (:mod:`app.web.callback_log`); a refused one's line says why.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.infra.metrics import CallbackNote, begin_callback, end_callback, note_refused
 from app.jobs.kf_puller import is_doorbell
 from app.web import callback_log
+from app.web.request_input import (
+    BODY_SECONDS,
+    BodyTimeout,
+    BodyTooLarge,
+    TrustedProxies,
+    arrival_time,
+    read_body,
+    timestamp_skew,
+)
 from app.wecom import WeComError, parse_message
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,11 @@ def _reject(status: int, reason: str, code: int | None = None) -> Response:
         f" (WeCom code {code})" if code is not None else "",
     )
     return Response(reason + "\n", status=status, mimetype="text/plain")
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted(spec: tuple[str, ...]) -> TrustedProxies:
+    return TrustedProxies(spec)
 
 
 def _missing(names: tuple[str, ...]) -> list[str]:
@@ -72,7 +86,8 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
     def receive() -> Response:
         service = current_app.extensions["wecom"]
         kind = service.endpoints[endpoint_name].settings.kind
-        note = CallbackNote(endpoint_name, kind, received_at=time.monotonic())
+        received_at = arrival_time(request.environ, _trusted(service.settings.trusted_proxies))
+        note = CallbackNote(endpoint_name, kind, received_at=received_at)
         token = begin_callback(note)
         try:
             response = _receive(note)
@@ -85,18 +100,38 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
         return response
 
     def _receive(note: CallbackNote) -> Response:
+        service = current_app.extensions["wecom"]
+        settings = service.settings
         received_at = note.received_at
         missing = _missing(_SIGNED_ARGS)
         if missing:
             return _reject(400, f"missing query parameters: {', '.join(missing)}")
+        if settings.timestamp_window:
+            skew = timestamp_skew(request.args["timestamp"], time.time())
+            if skew is None:
+                return _reject(400, "timestamp is not a Unix time in seconds")
+            if abs(skew) > settings.timestamp_window:
+                return _reject(
+                    403,
+                    f"timestamp is {skew:+.0f} s from now, outside the "
+                    f"{settings.timestamp_window} s window (WECOM_TIMESTAMP_WINDOW)",
+                )
         try:
-            body = request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            limit = current_app.extensions["wecom"].settings.max_body
-            return _reject(413, f"body larger than {limit} bytes (WECOM_MAX_BODY)")
+            body = read_body(request.environ, settings.max_body)
+        except BodyTooLarge:
+            response = _reject(413, f"body larger than {settings.max_body} bytes (WECOM_MAX_BODY)")
+            response.headers["Connection"] = "close"  # the rest of the body was not read
+            return response
+        except BodyTimeout:
+            response = _reject(408, f"body not received within {BODY_SECONDS:g} s")
+            response.headers["Connection"] = "close"
+            return response
+        except Exception as exc:  # broken framing (a bad chunk size), a reset: the client's fault
+            response = _reject(400, f"unreadable body ({type(exc).__name__})")
+            response.headers["Connection"] = "close"
+            return response
         if not body:
             return _reject(400, "empty body")
-        service = current_app.extensions["wecom"]
         endpoint = service.endpoints[endpoint_name]
         try:
             plain = endpoint.crypto.decrypt_callback(
@@ -108,6 +143,8 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
             message = parse_message(plain)
         except WeComError as exc:
             return _reject(min(exc.http_status, 499), exc.detail, exc.code)
+        except Exception as exc:  # no input may give a 500: whatever the parsers missed
+            return _reject(400, f"malformed body ({type(exc).__name__})")
         callback_log.describe(note, message, service.settings.console_show_content)
         if is_doorbell(message):
             note.outcome = "doorbell"

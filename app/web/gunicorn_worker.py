@@ -1,24 +1,19 @@
-"""The gunicorn worker class: gevent pywsgi, with a stop that does not wait for idle clients.
+"""The gunicorn worker class: gunicorn's ``gevent`` worker, with a stop that does not wait for
+idle clients.
 
-gunicorn's own gevent workers stop, on SIGTERM, by closing the listener and then waiting until
-every connection's greenlet has ended, for up to ``graceful_timeout``. Under pywsgi a keep-alive
-connection's greenlet waits for the client's next request with no time limit, so one idle client
-(a test's HTTP session, nginx's upstream ``keepalive`` pool, WeCom's own connection reuse) makes
-every stop and every restart last the whole ``graceful_timeout``, after which the requests still
-in flight are killed as well.
+gunicorn's ``gevent`` class was chosen by measurement (bench/connections.py): it closes idle and
+stalled connections after ``keepalive`` seconds and logs one line per malformed request, where
+``gevent_pywsgi`` kept thousands of idle sockets open for ever. Its stop, though, waits for every
+connection: a keep-alive client waiting for its next request holds the stop for up to
+``keepalive`` seconds, and the worker notices the stop and the drained pool only once a second,
+so a restart behind nginx's upstream pool or WeCom's reused connections took over 3 s.
 
-On SIGTERM this worker
-
-* stops accepting connections at once;
-* hangs up every connection that is waiting for its next request and has none arriving (reading
-  is shut down, so its greenlet sees the end of the stream and ends as if the client had gone);
-* lets the requests in flight finish and closes their connections after the response
-  (``Connection: close`` when the headers have not gone out yet);
-* exits as soon as no connection is left, or after ``graceful_timeout`` as before.
-
-Closing an idle keep-alive connection is what HTTP allows at any time (RFC 9112 §9.8); a client
-that sends on it at that very moment sees the connection close and sends again, which WeCom does
-for callbacks in any case.
+On SIGTERM this worker hangs up, at once, every connection that is waiting for its next request
+and has none arriving: that wait ends as if ``keepalive`` had run out, and the connection closes.
+Requests in flight finish, with ``Connection: close`` (gunicorn's own behaviour once the worker
+is no longer alive). Closing an idle keep-alive connection is what HTTP allows at any time
+(RFC 9112 §9.8); a client sending on it at that very moment sees it close and sends again, as
+WeCom does for callbacks in any case.
 
 Import only what the worker needs: gunicorn's master imports this module before it forks, and
 anything imported here is imported in every worker before gevent patches the standard library.
@@ -28,136 +23,96 @@ from __future__ import annotations
 
 import contextlib
 import select
-import socket
-import time
+from collections.abc import Iterator
 from typing import Any
 
 import gevent
-from gevent.event import Event
-from gevent.pool import Pool
-from gunicorn.http.wsgi import base_environ
-from gunicorn.sock import ssl_context
-from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
+from gunicorn.workers.ggevent import GeventWorker
 
-#: How often the worker tells the arbiter it is alive (the arbiter's ``timeout`` is 30 s).
-HEARTBEAT_SECONDS = 1.0
+#: A stopping worker's connection that is waiting for a request waits at most this long.
+STOPPING_WAIT = 0.001
 
 
-class _Server(PyWSGIServer):
-    """Knows which of its connections are waiting between requests, and whether it is stopping."""
+class GracefulGeventWorker(GeventWorker):
+    """gunicorn's ``gevent`` worker with the stop described in the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.stopping = False
-        self.waiting: set[_Handler] = set()
+        self._clients: dict[Any, Any] = {}  # connection greenlet -> its socket
+        self._waiting: dict[Any, gevent.Timeout] = {}  # greenlets waiting for a request
 
-    def hang_up_idle(self) -> None:
-        self.stopping = True
-        for handler in list(self.waiting):
-            handler.hang_up_if_idle()
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi = _CloseWhenStopping(self.wsgi, self)
 
-
-class _Handler(PyWSGIHandler):
-    server: _Server
-
-    def read_requestline(self) -> str:
-        if self.server.stopping and not self._request_arriving():
-            return ""  # an empty request line: the connection closes
-        self.server.waiting.add(self)
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        me = gevent.getcurrent()
+        self._clients[me] = client
         try:
-            return super().read_requestline()
+            super().handle(listener, client, addr)
         finally:
-            self.server.waiting.discard(self)
+            self._clients.pop(me, None)
 
-    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
-        if self.server.stopping and not any(n.lower() == "connection" for n, _ in headers):
-            headers = [*headers, ("Connection", "close")]  # pywsgi then closes after the body
-        return super().start_response(status, headers, exc_info)
-
-    def handle_one_response(self) -> None:
-        super().handle_one_response()
-        if self.server.stopping:  # the stop began after the headers went out
-            self.close_connection = True
-
-    def hang_up_if_idle(self) -> None:
-        """Shut down reading unless a request is on its way; the greenlet then sees EOF."""
-        if self._request_arriving():
-            return
-        # AttributeError: the handler has finished and dropped its socket.
-        with contextlib.suppress(OSError, AttributeError):
-            self.socket.shutdown(socket.SHUT_RD)
-
-    def _request_arriving(self) -> bool:
-        """Bytes (or the client's own close) are waiting to be read on this connection."""
-        try:
-            readable, _, _ = select.select([self.socket.fileno()], [], [], 0)
-        except (OSError, ValueError, AttributeError):
-            return False
-        return bool(readable)
-
-
-class GracefulGeventWorker(GeventPyWSGIWorker):
-    """gunicorn's ``gevent_pywsgi`` worker with the stop described in the module docstring."""
-
-    server_class = _Server
-    wsgi_handler = _Handler
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._servers: list[_Server] = []
-        self._exit_requested: Event | None = None
+    @contextlib.contextmanager
+    def timeout_ctx(self) -> Iterator[None]:
+        """The wait for a connection's next request: ``keepalive`` seconds, or, once the worker
+        stops, none at all unless bytes are already arriving."""
+        me = gevent.getcurrent()
+        seconds = self.cfg.keepalive
+        if not self.alive and not _arriving(self._clients.get(me)):
+            seconds = STOPPING_WAIT
+        # False: the timeout ends the wait quietly; gunicorn then closes the connection.
+        with gevent.Timeout(seconds, False) as timeout:
+            self._waiting[me] = timeout
+            try:
+                yield
+            finally:
+                self._waiting.pop(me, None)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
         # A signal handler may run inside any greenlet: leave the work to a new one.
-        gevent.spawn(self._begin_stop)
+        gevent.spawn(self._hang_up_idle)
 
-    def _begin_stop(self) -> None:
-        for server in self._servers:
-            if not server.closed:
-                server.close()
-            server.hang_up_idle()
-        if self._exit_requested is not None:
-            self._exit_requested.set()
-
-    def run(self) -> None:
-        exit_requested = self._exit_requested = Event()
-        self._servers = [self._serve(listener) for listener in self.sockets]
-        while self.alive:
-            self.notify()
-            exit_requested.wait(HEARTBEAT_SECONDS)
-        self._begin_stop()  # again: connections accepted since the signal are covered too
-        self._drain()
-
-    def _serve(self, listener: Any) -> _Server:
-        listener.setblocking(1)
-        environ = base_environ(self.cfg)
-        environ.update({"wsgi.multithread": True, "SERVER_SOFTWARE": VERSION})
-        extra = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
-        server = self.server_class(
-            listener,
-            application=self.wsgi,
-            spawn=Pool(self.worker_connections),
-            log=self.log,
-            handler_class=self.wsgi_handler,
-            environ=environ,
-            **extra,
-        )
-        server.start()
-        return server
-
-    def _drain(self) -> None:
-        """Wait for the requests in flight, up to graceful_timeout; then cut the rest."""
-        give_up_at = time.monotonic() + self.cfg.graceful_timeout
-        for server in self._servers:
-            while not server.pool.join(timeout=min(HEARTBEAT_SECONDS, _left(give_up_at))):
-                if _left(give_up_at) <= 0:
-                    self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
-                    for each in self._servers:
-                        each.pool.kill(block=True, timeout=1)
-                    return
-                self.notify()
+    def _hang_up_idle(self) -> None:
+        for greenlet, timeout in list(self._waiting.items()):
+            if greenlet is gevent.getcurrent() or _arriving(self._clients.get(greenlet)):
+                continue
+            # Raising the wait's own timeout in it ends the wait exactly as its expiry would.
+            gevent.get_hub().loop.run_callback(greenlet.throw, timeout)
 
 
-def _left(until: float) -> float:
-    return max(until - time.monotonic(), 0.0)
+class _CloseWhenStopping:
+    """The WSGI app, answering with ``Connection: close`` once the worker stops.
+
+    gunicorn decides that only when a request starts; a request already running when SIGTERM
+    comes would otherwise answer keep-alive on a connection the stopping worker then closes.
+    Anything else (``extensions`` for the gunicorn.conf.py hooks) is the app's own.
+    """
+
+    def __init__(self, app: Any, worker: GracefulGeventWorker) -> None:
+        self._app = app
+        self._worker = worker
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            response = getattr(start_response, "__self__", None)  # gunicorn's Response
+            if not self._worker.alive and response is not None:
+                response.force_close()
+            return start_response(status, headers, exc_info)
+
+        return self._app(environ, start)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
+
+
+def _arriving(sock: Any) -> bool:
+    """Bytes (or the client's own close) are waiting to be read on this connection."""
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return bool(readable)

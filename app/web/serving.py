@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 from gunicorn.glogging import Logger
@@ -71,6 +72,54 @@ def log_format_from_environment(environ: dict[str, str] | None = None) -> str:
     stopped the master on a value that is neither)."""
     value = from_environment(environ).get("WECOM_LOG_FORMAT", "")
     return "json" if value.strip().lower() == "json" else "text"
+
+
+def default_timeout(environ: dict[str, str] | None = None) -> int:
+    """gunicorn's ``timeout``: ``GUNICORN_TIMEOUT`` when given, else half the job lease (10 to
+    30 s). Under gevent it only catches a worker whose event loop is stuck (a handler burning the
+    CPU); such a worker must be killed, and its jobs released (``child_exit``), before the leases
+    it can no longer renew run out: otherwise another worker takes the job over while the first
+    is still stuck on it, and both are stuck at once. Leases are renewed every third of their
+    length, so they run out no sooner than two thirds of it after the loop stopped."""
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    explicit = environ.get("GUNICORN_TIMEOUT")
+    if explicit:
+        return int(explicit)
+    from app.settings import load_settings
+
+    try:
+        lease = load_settings(environ=environ).lease_seconds
+    except Exception:  # the preflight reports bad settings; this only picks a default
+        return 30
+    return max(10, min(30, int(lease / 2)))
+
+
+def release_worker_leases(pid: int) -> int:
+    """In gunicorn's master, when worker ``pid`` has exited (``child_exit``): end the leases of
+    its jobs now, so the other workers take them over within a sweep (about a second) instead of
+    after ``WECOM_LEASE_SECONDS``. Never raises: the master must survive a failing store."""
+    from app.infra.store import open_store
+    from app.jobs.leases import owner_prefix
+    from app.settings import load_settings
+
+    log = logging.getLogger("app.serving")
+    try:
+        settings = load_settings()
+        store = open_store(settings.store_url, prefix=settings.redis_prefix)
+        try:
+            released = store.release_leases(owner_prefix(pid), time.time())
+        finally:
+            store.close()
+    except NotImplementedError:
+        return 0  # this store cannot: the leases run out instead
+    except Exception as exc:
+        log.error("could not release the leases of worker %d: %s: %s", pid, type(exc).__name__, exc)
+        return 0
+    if released:
+        log.warning(
+            "worker %d exited with %d jobs in hand; other workers take them now", pid, released
+        )
+    return released
 
 
 class GunicornLogger(Logger):

@@ -42,6 +42,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def one_shot_simulator(url: str, timeout: float = 30.0):
+    """A simulator sending each callback on a new connection, closed after it, as WeCom's
+    retries come: none is pinned to one worker by keep-alive, and none holds a worker open
+    when the service stops (an idle keep-alive connection delays a graceful stop)."""
+    from app.devtools.simulator import Simulator, requests_transport
+    from tests.conftest import AES_KEY, CORP_ID, TOKEN
+
+    def send(method, target, query, body):
+        with requests.Session() as session:
+            return requests_transport(timeout=timeout, session=session)(method, target, query, body)
+
+    return Simulator(url + "/", TOKEN, AES_KEY, CORP_ID, transport=send)
+
+
 class LiveService:
     """``python -m gunicorn -c gunicorn.conf.py wsgi:app`` with the given settings, or the
     ``command`` built for a port."""
@@ -77,13 +91,14 @@ class LiveService:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> LiveService:
+    def start(self, timeout: float = 30.0, ready: tuple[int, ...] = (200,)) -> LiveService:
+        """Start, and wait until /healthz answers with a status in ``ready``."""
         try:
             for attempt in range(PORT_ATTEMPTS):
                 if attempt:
                     self.port = free_port()
                 self._spawn()
-                if self._wait_ready(timeout):
+                if self._wait_ready(timeout, ready):
                     return self
             raise RuntimeError(f"the port was taken {PORT_ATTEMPTS} times:\n{self.output()}")
         except BaseException:
@@ -115,7 +130,7 @@ class LiveService:
             self._listener.close()
             self._listener = None
 
-    def _wait_ready(self, timeout: float) -> bool:
+    def _wait_ready(self, timeout: float, ready: tuple[int, ...] = (200,)) -> bool:
         """True once /healthz answers; False when the port turned out to be taken."""
         assert self.process is not None
         deadline = time.monotonic() + timeout
@@ -129,7 +144,7 @@ class LiveService:
                 self.kill()
                 return False
             try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=2).status_code in ready:
                     return True
             except requests.RequestException:
                 time.sleep(0.05)  # connection refused: not listening yet
@@ -138,6 +153,14 @@ class LiveService:
 
     def _port_taken(self) -> bool:
         return self.command is not None and any(text in self.output() for text in PORT_TAKEN)
+
+    def health(self) -> tuple[int, dict]:
+        """/healthz's status and report, on a connection closed afterwards."""
+        with requests.Session() as session:
+            response = session.get(
+                self.url + "/healthz", headers={"Connection": "close"}, timeout=5
+            )
+            return response.status_code, response.json()
 
     def output(self) -> str:
         self.log.seek(0)

@@ -13,6 +13,7 @@ from pathlib import Path
 from .base import ACTIVE_STATES, FINAL_STATES, UNSET, Job, JobState, Store, Unset
 from .memory import MemoryStore
 from .sqlite import SqliteStore
+from .waiting import StoreBusy, patience
 
 SETTING = "WECOM_STORE"
 ACCEPTED_FORMS = (
@@ -91,6 +92,8 @@ __all__ = [
     "MemoryStore",
     "SqliteStore",
     "Store",
+    "StoreBusy",
     "Unset",
     "open_store",
+    "patience",
 ]

@@ -26,6 +26,8 @@ atomic Redis command or one Lua script):
 * ``renew_leases``: a Lua loop over the keys checking owner and state, ``HSET`` + ``ZADD XX``;
 * ``claim_expired``: a Lua script ``ZRANGE leases -inf (now BYSCORE LIMIT 0 limit`` then sets
   owner and lease of each and re-scores it; the script runs alone, so no job goes to two workers;
+* ``release_leases``: a Lua script: ``ZRANGE leases (now +inf BYSCORE``, ``HGET owner`` of each,
+  and for those whose owner starts with the prefix ``HSET lease_until now`` + ``ZADD leases now``;
 * ``list_jobs`` / ``purge_jobs``: ``ZRANGE state:<name>`` by score, purging in batches;
 * values: ``SET key value PXAT expires_at`` / ``GET`` (Redis expires them itself, ``now`` is
   unused); ``delete_value(if_value=...)`` is a Lua compare-and-``DEL``;
@@ -199,6 +201,20 @@ class Store(abc.ABC):
         ``attempts`` stay as they are; ``updated_at`` becomes ``now``.
         """
 
+    def release_leases(self, owner_prefix: str, now: float) -> int:
+        """End now the leases of the non-final jobs whose owner starts with ``owner_prefix``,
+        so :meth:`claim_expired` takes them over at once instead of when they run out.
+
+        For a process that is known to be dead (gunicorn's master calls it from ``child_exit``
+        with ``"<host>:<pid>:"``, see ``app.jobs.leases.new_owner_id``). Sets ``lease_until`` to
+        ``now`` where it is later, and nothing else (owner, state, ``updated_at`` stay). An empty
+        prefix matches nothing. Returns how many leases it ended.
+
+        Not abstract so that a store written before it existed still loads; the caller then
+        falls back on the leases running out.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot release leases early")
+
     @abc.abstractmethod
     def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]:
         """Up to ``limit`` jobs in ``state``, least recently updated first."""
@@ -239,6 +255,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def release_lock(self, name: str, owner: str) -> bool:
         """Release the lock if ``owner`` holds it (even expired); returns whether it did."""
+
+    def health(self) -> dict[str, str]:
+        """For ``/healthz``: ``{"store": "ok"}``, or ``"busy"`` when a write could not start now
+        (another process holds the store), plus anything else an operator should see. Must
+        answer within a fraction of a second, never waiting long for a lock."""
+        return {"store": "ok"}
 
     def close(self) -> None:  # noqa: B027 - optional for implementations
         """Release connections. Safe to call more than once."""

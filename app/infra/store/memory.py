@@ -108,6 +108,18 @@ class MemoryStore(Store):
                 job.updated_at = now
             return [dataclasses.replace(job) for job in due]
 
+    def release_leases(self, owner_prefix: str, now: float) -> int:
+        if not owner_prefix:
+            return 0
+        released = 0
+        with self._lock:
+            for job in self._jobs.values():
+                owned = job.owner is not None and job.owner.startswith(owner_prefix)
+                if owned and not job.state.final and job.lease_until > now:
+                    job.lease_until = now
+                    released += 1
+        return released
+
     def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]:
         with self._lock:
             found = sorted(

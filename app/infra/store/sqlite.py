@@ -5,13 +5,27 @@ Concurrency design:
 * Across processes, SQLite's own file locking does the work. Every write is one short
   ``BEGIN IMMEDIATE`` transaction: it takes the database's single write lock before reading, so a
   read-then-write (the claim of expired jobs, the existing-job lookup of a claim) sees the latest
-  data and no other process can write in between. ``busy_timeout`` makes a process wait for that
-  lock instead of failing at once. No transaction is ever held across a handler call.
-* Within a process there is one connection, guarded by a lock, opened again after a fork: see
-  :mod:`app.infra.store.sqlite_connection`.
+  data and no other process can write in between. A process that finds the lock taken waits for
+  it in short sleeps (:mod:`.waiting`), never inside SQLite: SQLite's own ``busy_timeout`` would
+  block the whole gevent worker, every request and ``/healthz`` with it, for as long as another
+  process holds the lock. No transaction is ever held across a handler call.
+* Within a process there is one connection, guarded by a lock, rather than one per
+  thread/greenlet. Under the gevent worker all greenlets share one OS thread and a sqlite3 call
+  never yields to the hub, so per-greenlet connections would buy no parallelism; they would cost a
+  connection (open, pragmas) per request greenlet. Real threads (a sync worker, handler
+  threads) share it the same way. The lock is held for one short transaction; nothing inside it
+  switches greenlets (opening the connection, which may sleep, happens outside it), so even a
+  lock created before monkey-patching is safe.
+* A connection never crosses ``fork()`` (gunicorn ``--preload``): a process that finds a
+  connection opened by its parent opens its own and leaves the inherited one alone, as SQLite
+  requires.
 
-While it waits on ``busy_timeout`` a gevent worker is blocked as a whole; that wait is bounded by
-other processes' transactions, which are a few indexed statements each.
+* The file is created mode 0600, and a file deleted or replaced under a running process is
+  noticed within about a second and reopened at its path (:mod:`.sqlite_file`).
+
+The module is over 350 lines: the connection's life (WAL, the non-blocking lock wait, fork and
+file checks) and the statements share the one lock and connection, and split apart each would
+reach into the other's internals.
 """
 
 from __future__ import annotations
@@ -19,14 +33,17 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .base import ACTIVE_STATES, FINAL_STATES, UNSET, Job, JobState, Store, Unset
-from .sqlite_connection import SqliteConnection
+from .sqlite_file import FileWatch, create_private
+from .waiting import StoreBusy, Waiter, patience
 
 SCHEMA_VERSION = 1
+HEALTH_WAIT = 0.25  # seconds health() waits for the write lock before it says "busy"
 
 
 def _sql_list(states: Iterable[JobState]) -> str:
@@ -80,6 +97,10 @@ _JOB_COLUMNS = (
 )
 _BATCH = 500  # keys per statement (SQLite limits bound parameters) and rows per purge transaction
 
+# Connections inherited through fork(): never used or closed in the child, only kept from the
+# garbage collector, whose close could disturb the parent's locks.
+_INHERITED: list[sqlite3.Connection] = []
+
 
 def _job(row: Sequence[Any]) -> Job:
     return Job(
@@ -97,6 +118,11 @@ def _job(row: Sequence[Any]) -> Job:
     )
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY (another connection holds the lock), whatever its extended code."""
+    return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _BATCH):
         yield items[start : start + _BATCH]
@@ -109,13 +135,90 @@ def _marks(count: int) -> str:
 class SqliteStore(Store):
     """A :class:`Store` on the SQLite file at ``path``, created with its directories if missing.
 
-    ``busy_timeout`` is how many seconds an operation waits for another process's write before
-    it raises :class:`sqlite3.OperationalError` ("database is locked").
+    ``busy_timeout`` is how many seconds an operation waits, at most, for another process's
+    write before it raises :class:`~.waiting.StoreBusy` (:func:`~.waiting.patience` shortens it).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
-        self._db = SqliteConnection(self.path, busy_timeout, self._create_schema)
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._file = FileWatch(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._locked():  # opens the file and creates the schema
+                pass
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connection handling ------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        create_private(self.path)
+        # isolation_level=None: the sqlite3 module starts no transactions; we issue BEGIN/COMMIT.
+        # timeout=0: SQLite never waits for a lock itself (it would block the event loop).
+        conn = sqlite3.connect(
+            self.path,
+            timeout=0,
+            isolation_level=None,
+            check_same_thread=False,  # shared by threads/greenlets under self._lock
+        )
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            self._file.opened_now()
+            mode = self._enter_wal(conn)
+            if mode.lower() != "wal":
+                raise RuntimeError(
+                    f"SQLite store {self.path}: cannot use WAL mode (got {mode!r}); "
+                    "is it on a network file system?"
+                )
+            # WAL + NORMAL: a commit survives a crash of the process, not necessarily of the host.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            waiter = Waiter(self._busy_timeout, f"SQLite store {self.path}")
+            while not self._begin(conn):
+                waiter.pause()
+            try:
+                self._create_schema(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch the file to WAL (a no-op once done) and return the journal mode.
+
+        When several workers open a new file at once, the switch can fail with SQLITE_BUSY
+        without SQLite calling its busy handler (it refuses to wait where waiting could
+        deadlock), so retry it here, for as long as ``busy_timeout``.
+        """
+        waiter = Waiter(self._busy_timeout, f"SQLite store {self.path}")
+        while True:
+            try:
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return str(mode)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            waiter.pause()
+
+    @staticmethod
+    def _begin(conn: sqlite3.Connection) -> bool:
+        """Start a write transaction; False when another process holds the write lock."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                return False
+            raise
+        return True
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         for statement in _SCHEMA:
@@ -132,16 +235,95 @@ class SqliteStore(Store):
                 f"this code knows version {SCHEMA_VERSION}"
             )
 
-    def _locked(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
         """This process's connection, held exclusively for the duration of the block."""
-        return self._db.locked()
+        self._leave_parent_connection()
+        if self._file.changed():  # deleted or replaced: drop the old inode, reopen the path
+            with self._lock:
+                stale, self._conn = self._conn, None
+            if stale is not None:
+                stale.close()
+        if self._conn is None and not self._closed:
+            # Opened outside the lock: opening may sleep (see _enter_wal), and a sleep that
+            # yields to gevent must not happen while a greenlet holds the lock.
+            fresh: sqlite3.Connection | None = self._connect()
+            with self._lock:
+                if self._conn is None and not self._closed:
+                    self._conn, fresh = fresh, None
+            if fresh is not None:
+                fresh.close()  # another thread or greenlet was first
+        with self._lock:
+            if self._closed or self._conn is None:
+                raise RuntimeError(f"SQLite store {self.path} is closed")
+            yield self._conn
 
-    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        """One short write transaction holding the database's write lock from its start."""
-        return self._db.transaction()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction holding the database's write lock from its start.
+
+        While another process holds that lock, wait in short sleeps outside this process's own
+        lock (other greenlets and threads go on), at most ``busy_timeout`` or the caller's
+        :func:`~.waiting.patience`; then StoreBusy."""
+        waiter: Waiter | None = None
+        while True:
+            with self._locked() as conn:
+                if self._begin(conn):
+                    try:
+                        yield conn
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            with contextlib.suppress(sqlite3.Error):
+                                conn.execute("ROLLBACK")
+                        raise
+                    return
+            waiter = waiter or Waiter(self._busy_timeout, f"SQLite store {self.path}")
+            waiter.pause()
+
+    def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
+        """Rows of one read. In WAL mode a read rarely meets a lock (during recovery or a
+        checkpoint of another process); then it waits like a write."""
+        waiter: Waiter | None = None
+        while True:
+            with self._locked() as conn:
+                try:
+                    return conn.execute(sql, params).fetchall()
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc):
+                        raise
+            waiter = waiter or Waiter(self._busy_timeout, f"SQLite store {self.path}")
+            waiter.pause()
+
+    def health(self) -> dict[str, str]:
+        """Whether a write can start within HEALTH_WAIT (ordinary contention between workers
+        is far shorter), and a recent deletion or replacement of the file."""
+        report = self._file.report()
+        try:
+            with patience(HEALTH_WAIT), self._transaction():
+                pass
+        except StoreBusy:
+            report["store"] = "busy"
+        else:
+            report["store"] = "ok"
+        return report
+
+    def _leave_parent_connection(self) -> None:
+        """After a fork: the parent's lock may be held, and its connection must not be used."""
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            if self._conn is not None:
+                _INHERITED.append(self._conn)
+            self._conn = None
+            self._pid = os.getpid()
 
     def close(self) -> None:
-        self._db.close()
+        self._leave_parent_connection()
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     # -- jobs ---------------------------------------------------------------------------------
     def claim_job(
@@ -162,9 +344,8 @@ class SqliteStore(Store):
             return False, _job(row)
 
     def get_job(self, key: str) -> Job | None:
-        with self._locked() as conn:
-            row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
-        return None if row is None else _job(row)
+        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,))
+        return _job(rows[0]) if rows else None
 
     def update_job(
         self,
@@ -249,25 +430,34 @@ class SqliteStore(Store):
             claimed.append(job)
         return claimed
 
+    def release_leases(self, owner_prefix: str, now: float) -> int:
+        if not owner_prefix:
+            return 0
+        with self._transaction() as conn:
+            return conn.execute(
+                f"""UPDATE jobs SET lease_until = ?
+                    WHERE state IN {_ACTIVE_SQL} AND lease_until > ?
+                      AND substr(owner, 1, ?) = ?""",
+                (now, now, len(owner_prefix), owner_prefix),
+            ).rowcount
+
     def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]:
         if limit <= 0:
             return []
-        with self._locked() as conn:
-            rows = conn.execute(
-                f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ?
-                    ORDER BY updated_at, key LIMIT ?""",
-                (JobState(state).value, limit),
-            ).fetchall()
+        rows = self._read(
+            f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ?
+                ORDER BY updated_at, key LIMIT ?""",
+            (JobState(state).value, limit),
+        )
         return [_job(row) for row in rows]
 
     def count_jobs(self, state: JobState, limit: int = 10_000) -> int:
         """Counted on the (state, updated_at) index, without loading the jobs (observability)."""
-        with self._locked() as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE state = ? LIMIT ?)",
-                (JobState(state).value, max(limit, 0)),
-            ).fetchone()
-        return int(row[0])
+        rows = self._read(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE state = ? LIMIT ?)",
+            (JobState(state).value, max(limit, 0)),
+        )
+        return int(rows[0][0])
 
     def purge_jobs(self, finished_before: float) -> int:
         """Delete in batches, each its own transaction, so a large purge never blocks writers."""
@@ -287,12 +477,11 @@ class SqliteStore(Store):
 
     # -- values -------------------------------------------------------------------------------
     def get_value(self, key: str, now: float) -> str | None:
-        with self._locked() as conn:
-            row = conn.execute(
-                "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
-                (key, now),
-            ).fetchone()
-        return None if row is None else row[0]
+        rows = self._read(
+            "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+            (key, now),
+        )
+        return rows[0][0] if rows else None
 
     def set_value(self, key: str, value: str, expires_at: float | None = None) -> None:
         with self._transaction() as conn:
