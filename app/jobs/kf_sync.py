@@ -29,6 +29,7 @@ from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
 from app.infra.store import Store
 from app.jobs import kf_stats
+from app.jobs.failures import describe, is_shutdown
 from app.jobs.kf_answers import KfAnswers, is_own_msgid, job_key, recipient
 from app.jobs.lanes import Lanes
 from app.jobs.leases import LeaseKeeper
@@ -263,7 +264,9 @@ class KfSync:
         try:
             try:
                 entry = self.answers.answer(payload)
-            except Exception as exc:
+            except BaseException as exc:  # anything a handler raises, sys.exit() included
+                if is_shutdown(exc):
+                    raise  # the process stops: the job stays for another worker
                 message = payload["message"]
                 log.exception(
                     "kf handler failed on %s (msgtype %s, event %s)",
@@ -271,7 +274,7 @@ class KfSync:
                     message.get("msgtype"),
                     event_type(message) or "-",
                 )
-                self.outbox.finish(key, None, f"handler raised {type(exc).__name__}: {exc}")
+                self.outbox.finish(key, None, describe(exc))
             else:
                 self.outbox.finish(key, entry)
         except Exception:

@@ -1,6 +1,6 @@
 """kf handlers for the tests: "hold NAME" answers once the test opens the gate NAME (see
-tests.helpers.Gates), "boom" fails, "menu" answers a msgmenu, events are answered when the test
-says so. Every run is counted by msgid."""
+tests.helpers.Gates), "boom" fails, "exit" raises SystemExit, "menu" answers a msgmenu, events
+are answered when the test says so. Every run is counted by msgid."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def held(message: dict, match) -> str:
 @router.text("boom")
 def boom(message: dict) -> str:
     raise RuntimeError("handler bug")
+
+
+@router.text("exit")
+def exits(message: dict) -> str:
+    raise SystemExit("a handler called sys.exit()")
 
 
 @router.text("menu")

@@ -233,6 +233,19 @@ class TestWithHandlers:
         assert "handler bug" in job.last_error
         assert customers.answers() == []
 
+    def test_a_handler_raising_system_exit_is_recorded_dead_and_the_lane_goes_on(
+        self, customers, service
+    ):
+        queued = customers.write(
+            KF_A,
+            {"external_userid": "wm1", "text": "exit"},
+            {"external_userid": "wm1", "text": "menu"},
+        )
+        key = job_key(KF_A, queued["msgids"][0])
+        job = wait_for(lambda: (j := service.store.get_job(key)) and j.state == JobState.DEAD and j)
+        assert job.last_error == "handler raised SystemExit: a handler called sys.exit()"
+        wait_for(lambda: customers.texts() == ["msgmenu"])  # the customer's next message
+
     def test_msg_send_fail_is_logged(self, customers, caplog):
         caplog.set_level(logging.WARNING, "app.jobs.kf_sync")
         event = {"event_type": "msg_send_fail", "external_userid": "wm1", "fail_msgid": "M1"}
