@@ -8,13 +8,23 @@ from pathlib import Path
 import pytest
 
 from app.infra.store import JobState, MemoryStore, SqliteStore, Store
+from tests.servers import unique_prefix
 
 T = 1_000_000.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
+    opened: Store
+    if request.param == "memory":
+        opened = MemoryStore()
+    elif request.param == "sqlite":
+        opened = SqliteStore(tmp_path / "s.db")
+    else:
+        from app.infra.store.redis import RedisStore
+
+        server = request.getfixturevalue("redis_server")  # skips without redis-server
+        opened = RedisStore.from_url(server.url, prefix=unique_prefix())
     yield opened
     opened.close()
 

@@ -128,6 +128,7 @@ class RedisStore(Store):
         self._update_job = register(lua.UPDATE_JOB)
         self._renew_leases = register(lua.RENEW_LEASES)
         self._claim_expired = register(lua.CLAIM_EXPIRED)
+        self._release_leases = register(lua.RELEASE_LEASES)
         self._list_jobs = register(lua.LIST_JOBS)
         self._purge_jobs = register(lua.PURGE_JOBS)
         self._delete_value_if = register(lua.DELETE_VALUE_IF)
@@ -257,6 +258,10 @@ class RedisStore(Store):
             return []
         args = [self._job_prefix, "(" + _num(now), _num(now), _num(lease_until), limit, owner]
         return _jobs(self._claim_expired(keys=[self._leases, *self._state_keys], args=args))
+
+    def release_leases(self, owner_prefix: str, now: float) -> int:
+        args = [self._job_prefix, owner_prefix, _num(now)]
+        return int(self._release_leases(keys=[self._leases], args=args))
 
     def list_jobs(self, state: JobState, limit: int = 100) -> list[Job]:
         if limit <= 0:

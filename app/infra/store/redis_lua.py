@@ -173,6 +173,27 @@ return claimed
 """
 )
 
+# KEYS: leases. ARGV: job hash prefix, owner prefix, now.
+# Ends now the future leases of active jobs whose owner starts with the owner prefix (a worker
+# known to be dead). Only jobs whose lease is still running are looked at: the work in hand.
+RELEASE_LEASES = (
+    _active_table()
+    + """
+local released = 0
+local wanted = ARGV[2]
+if wanted == '' then return 0 end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '+inf')) do
+  local f = redis.call('HMGET', ARGV[1] .. member, 'owner', 'state')
+  if f[1] and f[2] and active[f[2]] and string.sub(f[1], 1, #wanted) == wanted then
+    redis.call('HSET', ARGV[1] .. member, 'lease_until', ARGV[3])
+    redis.call('ZADD', KEYS[1], ARGV[3], member)
+    released = released + 1
+  end
+end
+return released
+"""
+)
+
 # KEYS: the state's sorted set. ARGV: job hash prefix, state, limit, batch.
 # Returns {member, fields, ...}, least recently updated first; drops entries whose job expired.
 LIST_JOBS = """
