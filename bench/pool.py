@@ -31,6 +31,7 @@ class Callback:
     body: bytes
     msg_id: str
     from_user: str
+    content: str = ""
 
     def raw_http(self, host: str) -> bytes:
         """The whole HTTP/1.1 request, keep-alive, ready for a socket."""
@@ -88,7 +89,7 @@ class CallbackFactory:
             f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>"
             "</xml>"
         ).encode()
-        return Callback(f"{self.path}?{query}", body, msg_id, from_user)
+        return Callback(f"{self.path}?{query}", body, msg_id, from_user, content)
 
     def texts(self, count: int, users: int = 50, tag: str = "") -> Iterator[Callback]:
         """``count`` distinct text callbacks from ``users`` different members."""
