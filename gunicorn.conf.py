@@ -45,8 +45,10 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # WeCom and nginx reuse connections.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 
-# Access log on stdout, errors on stderr, as containers expect.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
+# Errors on stderr, as containers expect. The access log is off unless GUNICORN_ACCESSLOG names a
+# file or "-" (stdout): its line costs about 8 % of a worker's CPU per callback (bench/PROFILE.txt),
+# and the proxy in front logs each request anyway.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 

@@ -123,6 +123,15 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / _CLOCK_TICKS
 
 
+def cpu_busy_seconds(cpu: int) -> float:
+    """Seconds CPU ``cpu`` has been busy (not idle, not waiting for I/O), from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            ticks = [int(value) for value in line.split()[1:]]
+            return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _CLOCK_TICKS
+    return math.nan
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of ``pid`` (VmRSS), 0 when it is gone."""
     try:

@@ -15,9 +15,12 @@ own store, so none of them is a retry).
 * ``fastapi``: bench/reference_fastapi.py, FastAPI (async) + the official ``WXBizMsgCrypt`` API,
   under uvicorn with its defaults.
 
-Extra service trees (``BENCH_VARIANTS="label=/path/to/tree,..."``: e.g. prototypes exported with
-``git archive``) run as more ``service`` servers in the same run, so their effect is measured
-against the same references on the same requests.
+Variants of the service run as more servers in the same run, so that their effect is measured
+against the same references on the same requests: ``BENCH_VARIANTS`` holds entries separated by
+``;``, each a label and then ``NAME=value`` settings for that server's environment, where the
+name ``tree`` gives another source tree (e.g. a prototype exported with ``git archive``)::
+
+    BENCH_VARIANTS="no-access-log GUNICORN_ACCESSLOG=; proto tree=/tmp/proto"
 
 Per server: answers per second, p50/p99/max latency (medians over the rounds; max of the worst),
 server CPU per callback (user + system time of the server's processes, from /proc, over the
@@ -52,6 +55,7 @@ from .common import (
     TOKEN,
     Server,
     baseline_server,
+    cpu_busy_seconds,
     env_float,
     env_int,
     fastapi_server,
@@ -93,6 +97,7 @@ class Round:
     max: float
     throughput: float
     cpu_per_answer: float  # seconds of server CPU per answer
+    foreign: float  # share of CPU 0's time busy with processes other than the server (noise)
     exhausted: bool
     sampled: SampleCheck
 
@@ -157,6 +162,7 @@ def _measure(
 ) -> Round:
     sample = workdir / f"sample-{target.key}"
     cpu_before = target.server.cpu_seconds()
+    busy_before = cpu_busy_seconds(SERVER_CPU)
     result = run_wrk(
         target.server.url + "/",
         pool_file,
@@ -166,6 +172,7 @@ def _measure(
         sample_every=SAMPLE_EVERY,
     )
     cpu = target.server.cpu_seconds() - cpu_before
+    foreign = cpu_busy_seconds(SERVER_CPU) - busy_before - cpu
     return Round(
         answers=result.answers,
         replies=result.replies,
@@ -178,6 +185,7 @@ def _measure(
         max=result.max,
         throughput=result.throughput,
         cpu_per_answer=cpu / result.answers if result.answers else math.nan,
+        foreign=max(foreign, 0.0) / result.duration if result.duration > 0 else math.nan,
         exhausted=result.exhausted,
         sampled=check_files(sample, expected),
     )
@@ -210,24 +218,40 @@ def _parse_pairs(raw: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _targets(workdir: Path, servers: list[str], variants: list[tuple[str, str]]) -> list[Target]:
+def parse_variants(raw: str) -> list[tuple[str, dict[str, str]]]:
+    """``"label NAME=value ...; label2 ..."`` → [(label, {NAME: value})]."""
+    variants = []
+    for entry in raw.split(";"):
+        words = entry.split()
+        if words:
+            settings = {name: value for name, _, value in (w.partition("=") for w in words[1:])}
+            variants.append((words[0], settings))
+    return variants
+
+
+def _targets(
+    workdir: Path, servers: list[str], variants: list[tuple[str, dict[str, str]]]
+) -> list[Target]:
     service_env = {"WECOM_HANDLERS": USER_HANDLERS}
     service_env.update(_parse_pairs(os.environ.get("BENCH_SERVICE_ENV", "")))
     targets = []
 
-    def service(key: str, label: str, worker_class: str | None, tree: Path | None) -> None:
+    def service(key: str, label: str, worker_class: str | None, extra: dict[str, str]) -> None:
         store = workdir / f"{key}.db"
-        server = service_server(key, worker_class, store, extra_env=service_env, cpu=SERVER_CPU)
-        if tree is not None:
-            server.cwd = tree
+        extra = dict(extra)
+        tree = extra.pop("tree", None)
+        env = {**service_env, **extra}
+        server = service_server(key, worker_class, store, extra_env=env, cpu=SERVER_CPU)
+        if tree:
+            server.cwd = Path(tree)
         targets.append(Target(key, label, server, store))
 
     if "service" in servers:
-        service("service", "service (gunicorn.conf.py defaults)", None, None)
-    for label, tree in variants:
-        service(f"variant-{label}", f"service variant {label}", None, Path(tree))
+        service("service", "service (gunicorn.conf.py defaults)", None, {})
+    for label, settings in variants:
+        service(f"variant-{label}", f"service, {label}", None, settings)
     if "service_gevent" in servers:
-        service("service_gevent", "service, worker class gevent", "gevent", None)
+        service("service_gevent", "service, worker class gevent", "gevent", {})
     if "wechatpy" in servers:
         server = baseline_server("wechatpy", "gevent_pywsgi", cpu=SERVER_CPU)
         targets.append(Target("wechatpy", "Flask + wechatpy, gevent_pywsgi", server, None))
@@ -250,7 +274,7 @@ def run_plain(
     if fairness_seconds is None:
         fairness_seconds = env_float("BENCH_FAIRNESS_SECONDS", 4.0)
     servers = [s.strip() for s in os.environ.get("BENCH_SERVERS", ",".join(ALL_SERVERS)).split(",")]
-    variants = _parse_pairs(os.environ.get("BENCH_VARIANTS", ""))
+    variants = parse_variants(os.environ.get("BENCH_VARIANTS", ""))
     if not wrk_path():
         raise RuntimeError("scenario A needs wrk: apt-get install -y wrk")
     round_seconds = seconds / rounds
@@ -301,7 +325,8 @@ def run_plain(
                         f"round {index + 1}/{rounds} {target.label}: "
                         f"{measured.throughput:.0f} req/s, p50 {fmt_ms(measured.p50)} ms, "
                         f"p99 {fmt_ms(measured.p99)} ms, CPU "
-                        f"{fmt_ms(measured.cpu_per_answer)} ms/callback; "
+                        f"{fmt_ms(measured.cpu_per_answer)} ms/callback, CPU 0 busy with others "
+                        f"{measured.foreign:.0%}; "
                         f"{measured.sampled.describe()}"
                         + (" (POOL EXHAUSTED)" if measured.exhausted else "")
                     )
@@ -434,6 +459,7 @@ def details(targets: list[Target]) -> list[str]:
     for target in targets:
         rounds = ", ".join(
             f"{r.throughput:.0f}/s p99 {fmt_ms(r.p99)} CPU {r.cpu_per_answer * 1000:.2f} ms"
+            f" (CPU 0 busy with others {r.foreign:.0%})"
             for r in target.rounds
         )
         lines.append(f"  {target.label}: rounds [{rounds}]")

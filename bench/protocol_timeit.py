@@ -51,6 +51,7 @@ def figures() -> dict[str, float]:
         "open a callback (decrypt_callback + parse_message)": best_us(full),
         "encrypt_reply": best_us(lambda: crypto.encrypt_reply(reply)),
     }
+    results["one service log line (INFO, the service's format, to /dev/null)"] = _log_line_us()
     try:
         from wechatpy.enterprise import parse_message as wechatpy_parse
         from wechatpy.enterprise.crypto import WeChatCrypto
@@ -61,6 +62,26 @@ def figures() -> dict[str, float]:
         lambda: wechatpy_parse(peer.decrypt_message(body, *args))
     )
     return results
+
+
+def _log_line_us() -> float:
+    """One ``log.info`` with two arguments through the service's formatter, written to /dev/null."""
+    import logging
+    import os
+
+    from app.web.logs import formatter
+
+    logger = logging.getLogger("bench.timeit.logline")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    with open(os.devnull, "w") as sink:
+        handler = logging.StreamHandler(sink)
+        handler.setFormatter(formatter())
+        logger.addHandler(handler)
+        try:
+            return best_us(lambda: logger.info("retried callback %s (first run is %s)", "k", "x"))
+        finally:
+            logger.removeHandler(handler)
 
 
 def main() -> int:
