@@ -78,7 +78,14 @@ def median(values: Iterable[float]) -> float:
 
 
 def pinned(command: list[str], cpu: int | None) -> list[str]:
-    """``command`` run on one CPU (``taskset``), or as it is when taskset is missing."""
+    """``command`` run on one CPU (``taskset``), or as it is when taskset is missing.
+
+    With ``BENCH_NICE`` (e.g. ``-10``, as root), the measured processes also run at that
+    priority, so that other work on a shared machine disturbs the figures less.
+    """
+    nice = env_int("BENCH_NICE", 0)
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     taskset = shutil.which("taskset")
     if cpu is None or taskset is None or (os.cpu_count() or 1) <= max(SERVER_CPU, CLIENT_CPU):
         return command

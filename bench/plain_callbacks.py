@@ -361,7 +361,19 @@ def run_plain(
     return targets
 
 
-TABLE_COLUMNS = ("server", "req/s", "p50 ms", "p99 ms", "max ms", "CPU ms/cb", "sampler", "notes")
+TABLE_COLUMNS = (
+    "server",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "CPU ms/cb",
+    "best req/s",
+    "least CPU",
+    "others on CPU 0",
+    "sampler",
+    "notes",
+)
 
 
 def table_rows(targets: list[Target]) -> list[dict[str, str]]:
@@ -386,6 +398,9 @@ def table_rows(targets: list[Target]) -> list[dict[str, str]]:
                 "p99 ms": fmt_ms(target.med("p99")),
                 "max ms": fmt_ms(target.worst),
                 "CPU ms/cb": f"{target.med('cpu_per_answer') * 1000:.2f}",
+                "best req/s": f"{max(r.throughput for r in target.rounds):.0f}",
+                "least CPU": f"{min(r.cpu_per_answer for r in target.rounds) * 1000:.2f}",
+                "others on CPU 0": f"{target.med('foreign'):.0%}",
                 "sampler": f"{sampled.correct}/{sampled.checked}",
                 "notes": "; ".join(notes),
             }
