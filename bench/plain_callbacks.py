@@ -29,7 +29,8 @@ checked). A last pass with the Python generator counts the answers each connecti
 
     .venv/bin/python -m bench.plain_callbacks
 
-Settings (environment): BENCH_SECONDS (per server, default 15), BENCH_ROUNDS (3),
+Settings (environment): BENCH_SECONDS (per server, default 16), BENCH_ROUNDS (8: rounds of 2 s,
+so that no callback is sent more than a few seconds after its CreateTime, as with WeCom),
 BENCH_CONNECTIONS (64), BENCH_FAIRNESS_SECONDS (4; 0 skips), BENCH_SERVERS (which of
 ``service,service_gevent,wechatpy,fastapi``; default all), BENCH_VARIANTS (above),
 BENCH_SERVICE_ENV (``NAME=value,...`` added to every service server's environment).
@@ -67,7 +68,7 @@ from .common import (
     service_server,
 )
 from .loadgen import run_load
-from .pool import CallbackFactory, write_wrk_pool
+from .pool import Callback, CallbackFactory, write_wrk_pool
 from .sampler import SampleCheck, check_files
 from .wrkrun import run_wrk, wrk_path
 
@@ -191,10 +192,12 @@ def _measure(
     )
 
 
-def _write_pool(workdir: Path, factory: CallbackFactory, count: int, tag: str) -> tuple[Path, dict]:
-    callbacks = list(factory.texts(count, tag=tag))
+def _write_pool(
+    workdir: Path, factory: CallbackFactory, callbacks: list[Callback], tag: str
+) -> tuple[Path, dict[str, str]]:
+    """The request set signed anew right now (fresh CreateTime), in a wrk pool file."""
     pool_file = workdir / f"pool-{tag}.txt"
-    write_wrk_pool(pool_file, iter(callbacks))
+    write_wrk_pool(pool_file, factory.again(iter(callbacks)))
     return pool_file, {c.content: c.from_user for c in callbacks}
 
 
@@ -268,8 +271,8 @@ def run_plain(
     connections: int | None = None,
     fairness_seconds: float | None = None,
 ) -> list[Target]:
-    seconds = seconds if seconds is not None else env_float("BENCH_SECONDS", 15.0)
-    rounds = rounds if rounds is not None else max(env_int("BENCH_ROUNDS", 3), 1)
+    seconds = seconds if seconds is not None else env_float("BENCH_SECONDS", 16.0)
+    rounds = rounds if rounds is not None else max(env_int("BENCH_ROUNDS", 8), 1)
     connections = connections if connections is not None else env_int("BENCH_CONNECTIONS", 64)
     if fairness_seconds is None:
         fairness_seconds = env_float("BENCH_FAIRNESS_SECONDS", 4.0)
@@ -291,9 +294,10 @@ def run_plain(
                 target.server.start()
                 target.sanity = _sanity(target)
                 log(f"{target.label}: started on port {target.server.port}; {target.sanity}")
-            pool_file, expected = _write_pool(workdir, factory, WARMUP_POOL, "warm-")
+            warm_set = list(factory.texts(WARMUP_POOL, tag="warm-"))
             fastest = 0.0
             for target in targets:
+                pool_file, expected = _write_pool(workdir, factory, warm_set, "warm")
                 warm = _measure(
                     target,
                     pool_file,
@@ -302,15 +306,18 @@ def run_plain(
                     connections=connections,
                     workdir=workdir,
                 )
+                pool_file.unlink()
                 fastest = max(fastest, warm.throughput)
                 target.warmup_sent = warm.sent
                 log(f"{target.label}: warm-up {warm.throughput:.0f} req/s")
-            pool_file.unlink()
             for index in range(rounds):
+                # One request set per round, the same messages for every server, each server's
+                # copy signed just before its turn (so CreateTime is seconds old, as WeCom's is).
                 count = max(int(fastest * round_seconds * POOL_HEADROOM), MIN_POOL)
-                pool_file, expected = _write_pool(workdir, factory, count, f"r{index}-")
+                request_set = list(factory.texts(count, tag=f"r{index}-"))
                 order = targets[index % len(targets) :] + targets[: index % len(targets)]
                 for target in order:
+                    pool_file, expected = _write_pool(workdir, factory, request_set, f"r{index}")
                     measured = _measure(
                         target,
                         pool_file,
@@ -319,6 +326,7 @@ def run_plain(
                         connections=connections,
                         workdir=workdir,
                     )
+                    pool_file.unlink()
                     target.rounds.append(measured)
                     fastest = max(fastest, measured.throughput)
                     log(
@@ -330,7 +338,6 @@ def run_plain(
                         f"{measured.sampled.describe()}"
                         + (" (POOL EXHAUSTED)" if measured.exhausted else "")
                     )
-                pool_file.unlink()
             if fairness_seconds > 0:
                 for target in targets:
                     _fairness(target, factory, fairness_seconds, connections)

@@ -114,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             cpu=SERVER_CPU,
         )
         with server:
-            warm, _expected = _write_pool(workdir, factory, 4000, "warm-")
+            warm, _expected = _write_pool(workdir, factory, list(factory.texts(4000)), "warm")
             run_wrk(server.url + "/", warm, connections=64, seconds=2)
             (worker,) = server.workers
             count = int(3000 * args.seconds)
-            pool, _ = _write_pool(workdir, factory, count, "profile-")
+            pool, _ = _write_pool(workdir, factory, list(factory.texts(count)), "profile")
             raw = workdir / "stacks.txt"
             spy = subprocess.Popen(
                 pinned(
