@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "PROFILE.txt")
+    parser.add_argument("--tree", type=Path, help="profile the service of another source tree")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             extra_env={"WECOM_HANDLERS": USER_HANDLERS},
             cpu=SERVER_CPU,
         )
+        if args.tree is not None:
+            server.cwd = args.tree.resolve()
         with server:
             warm, _expected = _write_pool(workdir, factory, list(factory.texts(4000)), "warm")
             run_wrk(server.url + "/", warm, connections=64, seconds=2)
