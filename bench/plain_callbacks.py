@@ -377,10 +377,22 @@ TABLE_COLUMNS = (
     "CPU ms/cb",
     "best req/s",
     "least CPU",
+    "quiet req/s",
+    "quiet CPU",
     "others on CPU 0",
     "sampler",
     "notes",
 )
+
+
+#: A round is "quiet" when other processes kept CPU 0 busy less than this share of the time.
+QUIET = 0.10
+
+
+def _quiet(target: Target, name: str, scale: float, form: str) -> str:
+    """Median of ``name`` over the quiet rounds, with their count: ``"1051 (3)"``; ``-`` if none."""
+    values = [getattr(r, name) * scale for r in target.rounds if r.foreign < QUIET]
+    return f"{form.format(median(values))} ({len(values)})" if values else "-"
 
 
 def table_rows(targets: list[Target]) -> list[dict[str, str]]:
@@ -407,6 +419,8 @@ def table_rows(targets: list[Target]) -> list[dict[str, str]]:
                 "CPU ms/cb": f"{target.med('cpu_per_answer') * 1000:.2f}",
                 "best req/s": f"{max(r.throughput for r in target.rounds):.0f}",
                 "least CPU": f"{min(r.cpu_per_answer for r in target.rounds) * 1000:.2f}",
+                "quiet req/s": _quiet(target, "throughput", 1, "{:.0f}"),
+                "quiet CPU": _quiet(target, "cpu_per_answer", 1000, "{:.2f}"),
                 "others on CPU 0": f"{target.med('foreign'):.0%}",
                 "sampler": f"{sampled.correct}/{sampled.checked}",
                 "notes": "; ".join(notes),
