@@ -10,7 +10,8 @@ answered (passive replies within WeCom's 5 s).
 
 Settings (environment): BENCH_MEMORY_CALLBACKS (1000), BENCH_MEMORY_HANDLER (2 s),
 BENCH_MEMORY_CLASSES (``default,gevent``: the worker classes to measure; ``default`` is the class
-gunicorn.conf.py chooses).
+gunicorn.conf.py chooses), BENCH_MEMORY_TREE (the service of another source tree, e.g. a
+prototype exported with ``git archive``).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def measure(worker_class: str, callbacks: int, handler_seconds: float) -> Memory
             extra_env=env,
             cpu=SERVER_CPU,
         )
+        if os.environ.get("BENCH_MEMORY_TREE"):
+            server.cwd = Path(os.environ["BENCH_MEMORY_TREE"]).resolve()
         with server:
             host = f"{HOST}:{server.port}"
             # Warm the worker (imports, the store, a handler greenlet) before the baseline.
