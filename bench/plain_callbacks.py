@@ -389,6 +389,14 @@ TABLE_COLUMNS = (
 QUIET = 0.10
 
 
+def _quiet_rounds(target: Target) -> list[Round]:
+    return [r for r in target.rounds if r.foreign < QUIET]
+
+
+def _med(rounds: list[Round], name: str) -> float:
+    return median(getattr(r, name) for r in rounds)
+
+
 def _quiet(target: Target, name: str, scale: float, form: str) -> str:
     """Median of ``name`` over the quiet rounds, with their count: ``"1051 (3)"``; ``-`` if none."""
     values = [getattr(r, name) * scale for r in target.rounds if r.foreign < QUIET]
@@ -480,6 +488,14 @@ def ratios(targets: list[Target]) -> list[str]:
                 f"{fmt_ratio(target.med('p99'), ref.med('p99'))}, CPU per callback "
                 f"{fmt_ratio(target.med('cpu_per_answer'), ref.med('cpu_per_answer'))}"
             )
+            mine, theirs = _quiet_rounds(target), _quiet_rounds(ref)
+            if mine and theirs:
+                lines.append(
+                    f"    quiet rounds only: req/s "
+                    f"{fmt_ratio(_med(mine, 'throughput'), _med(theirs, 'throughput'))}, "
+                    f"CPU per callback "
+                    f"{fmt_ratio(_med(mine, 'cpu_per_answer'), _med(theirs, 'cpu_per_answer'))}"
+                )
     default, gevent = by_key.get("service"), by_key.get("service_gevent")
     if default and gevent:
         lines.append(
