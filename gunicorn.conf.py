@@ -22,8 +22,8 @@ logger_class = "app.web.serving.GunicornLogger"
 
 # gevent workers: a handler blocked on a business API or an LLM yields to the other requests.
 # gevent_pywsgi is the base: under this app it has the shorter tail (bench/, one worker, 64
-# keep-alive connections: p99 126 ms against 169 ms for the plain gevent class, which also answers
-# 6 % fewer per second); both share the worker fairly (answers per connection 45-54 and 39-46).
+# keep-alive connections: p99 85 ms against 140 ms for the plain gevent class, which also answers
+# 6 % fewer per second); both share the worker fairly (answers per connection 65-91 and 64-77).
 # The default is gunicorn's gevent_pywsgi worker with a stop that does not wait for idle keep-alive
 # clients (nginx's upstream pool, WeCom): it stops in well under a second instead of waiting out
 # graceful_timeout, while requests in flight still finish (see app/web/gunicorn_worker.py).
