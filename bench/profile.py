@@ -159,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
                 elapsed += load.duration
                 p99s.append(load.p99)
             spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
-            _out, err = spy.communicate(timeout=60)
+            try:
+                _out, err = spy.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(10)
+                raise
             if not raw.exists():
                 raise SystemExit(f"py-spy failed: {err.decode(errors='replace')[-2000:]}")
             stacks = raw.read_text()
