@@ -34,6 +34,9 @@ logger_class = "app.web.serving.GunicornLogger"
 # (bench/run.py: p99 98 ms vs 100 ms, one worker, 64 keep-alive connections). The default adds
 # a stop that hangs up idle keep-alive connections at once (app/web/gunicorn_worker.py): a
 # restart takes about a second instead of waiting for nginx's or WeCom's pooled connections.
+# The price, measured side by side (bench/run.py, one worker, 64 keep-alive connections): a
+# longer tail than gevent_pywsgi under plain load (p99 140 ms against 85 ms, 6 % fewer req/s);
+# both share the worker fairly (answers per connection 64-77 and 65-91).
 worker_class = os.environ.get(
     "GUNICORN_WORKER_CLASS", "app.web.gunicorn_worker.GracefulGeventWorker"
 )
@@ -56,8 +59,10 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # shorter (deploy/nginx.conf).
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "2"))
 
-# Access log on stdout, errors on stderr, as containers expect.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
+# Errors on stderr, as containers expect. The access log is off unless GUNICORN_ACCESSLOG names a
+# file or "-" (stdout): its line costs about 8 % of a worker's CPU per callback (bench/PROFILE.txt),
+# and the proxy in front logs each request anyway.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 

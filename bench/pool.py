@@ -31,6 +31,7 @@ class Callback:
     body: bytes
     msg_id: str
     from_user: str
+    content: str = ""
 
     def raw_http(self, host: str) -> bytes:
         """The whole HTTP/1.1 request, keep-alive, ready for a socket."""
@@ -61,8 +62,11 @@ class CallbackFactory:
         self.path = path
         self.crypto = MessageCrypto(aes_key, corp_id)
 
-    def text(self, content: str, from_user: str = "zhangsan") -> Callback:
-        msg_id = str(next(_MSG_IDS))
+    def text(
+        self, content: str, from_user: str = "zhangsan", msg_id: str | None = None
+    ) -> Callback:
+        """One callback, signed and timed now (CreateTime and timestamp), as WeCom sends it."""
+        msg_id = msg_id or str(next(_MSG_IDS))
         now = str(int(time.time()))
         plain = (
             "<xml>"
@@ -88,12 +92,18 @@ class CallbackFactory:
             f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>"
             "</xml>"
         ).encode()
-        return Callback(f"{self.path}?{query}", body, msg_id, from_user)
+        return Callback(f"{self.path}?{query}", body, msg_id, from_user, content)
 
     def texts(self, count: int, users: int = 50, tag: str = "") -> Iterator[Callback]:
         """``count`` distinct text callbacks from ``users`` different members."""
         for index in range(count):
             yield self.text(f"压测消息 {tag}{index}", from_user=f"benchuser{index % users:04d}")
+
+    def again(self, callbacks: Iterator[Callback]) -> Iterator[Callback]:
+        """The same messages (MsgId, sender, text), signed and timed anew: a fresh copy of a
+        request set for the next server, whose CreateTime is as recent as WeCom's would be."""
+        for callback in callbacks:
+            yield self.text(callback.content, callback.from_user, callback.msg_id)
 
 
 def write_wrk_pool(path: Path, callbacks: Iterator[Callback]) -> int:

@@ -1,80 +1,89 @@
-"""Every benchmark in one run, printed as one table: ``.venv/bin/python -m bench.run``.
+"""Every benchmark in one run: ``.venv/bin/python -m bench.run``.
 
-Scenario A (bench/plain_callbacks.py) then scenario B (bench/slow_callbacks.py); see
-bench/README.md for what each figure means. Progress goes to stderr, results to stdout.
+1. Scenario A (bench/plain_callbacks.py): the service and the two references side by side on one
+   request set: req/s, p50/p99, server CPU per callback, ratios, correctness sampler, fairness.
+2. Memory (bench/memory.py): one worker with 1,000 slow callbacks open.
+3. Scenario B (bench/slow_callbacks.py): bursts of slow handlers, late delivery through the fake
+   WeCom API (``BENCH_SLOW=0`` skips it).
+
+The bench-only packages (bench/requirements.txt: FastAPI, uvicorn, py-spy) are installed into this
+interpreter first when they are missing; wrk comes from the system (``apt-get install -y wrk``).
+Progress goes to stderr, results to stdout. See bench/README.md for every figure.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
+import subprocess
 import sys
 import time
 
-COLUMNS = (
-    "scenario",
-    "server",
-    "answers",
-    "req/s",
-    "p50 ms",
-    "p99 ms",
-    "max ms",
-    "<=5 s",
-    "errors",
-    "notes",
-)
+from .common import BENCH_DIR, pin_this_process
+
+BENCH_PACKAGES = ("fastapi", "uvicorn")
 
 
-def print_table(rows: list[dict[str, str]]) -> None:
-    widths = {c: max([len(c)] + [len(row.get(c, "")) for row in rows]) for c in COLUMNS}
-    numeric = set(COLUMNS) - {"scenario", "server", "notes"}
+def install_bench_requirements() -> None:
+    """``pip install -r bench/requirements.txt`` into this interpreter when a package is missing."""
+    if all(importlib.util.find_spec(name) for name in BENCH_PACKAGES):
+        return
+    print("[bench] installing bench/requirements.txt", file=sys.stderr, flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-r", str(BENCH_DIR / "requirements.txt")],
+        check=True,
+    )
 
-    def cell(column: str, text: str) -> str:
-        width = widths[column]
-        return text.rjust(width) if column in numeric else text.ljust(width)
 
-    print(" | ".join(cell(c, c) for c in COLUMNS).rstrip())
-    print("-+-".join("-" * widths[c] for c in COLUMNS))
-    for row in rows:
-        print(" | ".join(cell(c, row.get(c, "")) for c in COLUMNS).rstrip())
+def main() -> int:
+    from . import memory, plain_callbacks, slow_callbacks
+    from .wrkrun import wrk_path
+
+    install_bench_requirements()
+    if not wrk_path():
+        print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    pinned = pin_this_process()
+    started = time.monotonic()
+    print(
+        f"WeCom callback service benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"servers on CPU 0, wrk and this process on CPU 1 ({'pinned' if pinned else 'NOT pinned'})"
+    )
+    sys.stdout.flush()
+    plain = plain_callbacks.run_plain()
+    memories = memory.run_memory()
+    slow = slow_callbacks.run_slow() if os.environ.get("BENCH_SLOW", "1") != "0" else []
+
+    print("\nScenario A, plain callbacks (medians over rounds):")
+    plain_callbacks.report(plain)
+    print("\nMemory per worker:")
+    print("\n".join(f"  {figures.describe()}" for figures in memories))
+    if slow:
+        print("\nScenario B, slow handlers:")
+        plain_callbacks.print_rows(slow_callbacks.table(slow), SLOW_COLUMNS)
+        print("\n".join(slow_callbacks.ratios(slow)))
+        print("\n".join(slow_callbacks.details(slow)))
+    print(f"\nWhole benchmark: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+SLOW_COLUMNS = ("scenario", "server", "answers", "p50 ms", "p99 ms", "max ms", "<=5 s", "errors")
+SLOW_COLUMNS += ("notes",)
 
 
 def print_scenario(
     name: str, rows: list[dict[str, str]], sections: list[tuple[str, list[str]]], started: float
 ) -> None:
-    """One scenario run on its own: its table, then titled blocks of lines, then its duration."""
-    print_table(rows)
+    """One scenario run on its own (bench/slow_callbacks.py): its table, blocks, duration."""
+    from .plain_callbacks import print_rows
+
+    print_rows(rows, SLOW_COLUMNS)
     for title, lines in sections:
         print(f"\n{title}")
         print("\n".join(lines))
     print(f"\n({name} took {time.monotonic() - started:.0f} s)")
-
-
-def main() -> int:
-    from . import plain_callbacks, slow_callbacks
-    from .wrkrun import wrk_path
-
-    started = time.monotonic()
-    print(
-        f"WeCom callback service benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}, "
-        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"load generator {os.environ.get('BENCH_LOADGEN') or ('wrk' if wrk_path() else 'python')}"
-    )
-    sys.stdout.flush()
-    plain = plain_callbacks.run_plain()
-    slow = slow_callbacks.run_slow()
-
-    print()
-    print_table(plain_callbacks.table(plain) + slow_callbacks.table(slow))
-    print("\nRatios (scenario A: medians over rounds; max = worst round):")
-    print("\n".join(plain_callbacks.ratios(plain)))
-    print("\n".join(slow_callbacks.ratios(slow)))
-    print("\nScenario A details:")
-    print("\n".join(plain_callbacks.details(plain)))
-    print("\nScenario B details:")
-    print("\n".join(slow_callbacks.details(slow)))
-    print(f"\nWhole benchmark: {time.monotonic() - started:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from .common import (
     HOST,
     PROJECT_ROOT,
     SECRET,
+    SERVER_CPU,
     TOKEN,
     env_float,
     env_int,
@@ -105,7 +106,7 @@ class FakeWeComProcess:
 
     @staticmethod
     def available() -> bool:
-        return (PROJECT_ROOT / "tests" / "fakewecom" / "__main__.py").is_file()
+        return (PROJECT_ROOT / "app" / "devtools" / "fakewecom" / "__main__.py").is_file()
 
     def start(self, timeout: float = 15.0) -> FakeWeComProcess:
         self.process = subprocess.Popen(
@@ -191,7 +192,9 @@ def _burst(
     }
     if fake is not None:
         env.update(WECOM_SECRET=SECRET, WECOM_AGENT_ID=AGENT_ID, WECOM_API_BASE=fake.base_url)
-    server = service_server(f"slow-{burst.worker_class}", burst.worker_class, store, extra_env=env)
+    server = service_server(
+        f"slow-{burst.worker_class}", burst.worker_class, store, extra_env=env, cpu=SERVER_CPU
+    )
     factory = CallbackFactory()
     tag = f"{burst.worker_class}-{burst.handler_seconds:g}s-"
     # One member per callback, so each late answer can be traced to its callback.
@@ -246,7 +249,7 @@ def _burst(
             _await_deliveries(burst, fake, contents, burst_wall, delivery_wait)
         elif burst.empty:
             burst.delivery_note = (
-                "skipped: tests/fakewecom is not in the tree, late answers not delivered"
+                "skipped: app/devtools/fakewecom is not in the tree, late answers not delivered"
             )
         # Let the last state changes land before the store is read.
         time.sleep(0.5)
@@ -322,7 +325,7 @@ def run_slow(
         fake = FakeWeComProcess().start()
         log(f"fake WeCom API at {fake.base_url}")
     else:
-        log("tests/fakewecom not found: late delivery will not be measured")
+        log("app/devtools/fakewecom not found: late delivery will not be measured")
     log(f"scenario B: bursts of {count} callbacks, worker classes {', '.join(worker_classes)}")
     try:
         with tempfile.TemporaryDirectory(prefix="wecom-bench-slow-") as tmp:

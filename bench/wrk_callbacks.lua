@@ -1,12 +1,15 @@
 -- wrk script: replay a pool of pre-signed, encrypted WeCom callbacks, each exactly once.
 --
---   wrk -t T -c C -d 20s --timeout 30s -s bench/wrk_callbacks.lua URL -- POOL_FILE T
+--   wrk -t T -c C -d 20s --timeout 30s -s bench/wrk_callbacks.lua URL -- POOL_FILE T [SAMPLE N]
 --
 -- POOL_FILE has one request per line: "<path?query> <body>" (bench/pool.py writes it). Thread k
 -- of T takes lines k, k+T, k+2T, ... so no MsgId is sent twice. A thread whose share runs out
 -- stops (the run is then shorter than -d, and "exhausted" says so), so the count of requests is
 -- bounded by the pool as well as by -d. done() prints one line "BENCHJSON {...}" with the
 -- figures, latencies in microseconds.
+--
+-- With SAMPLE and N, every N-th passive reply of a thread is written to the file SAMPLE.<thread>
+-- (its length in bytes on a line, then the body) for the correctness check in bench/sampler.py.
 
 local threads = {}
 local next_id = 0
@@ -27,6 +30,10 @@ local verifying = false
 function init(args)
    local path = args[1]
    local nthreads = tonumber(args[2])
+   if args[3] ~= nil and args[4] ~= nil then
+      sample_file = io.open(args[3] .. "." .. id, "wb")
+      sample_every = tonumber(args[4])
+   end
    local headers = { ["Content-Type"] = "text/xml; charset=utf-8" }
    local index = 0
    for line in io.lines(path) do
@@ -70,6 +77,10 @@ function response(status, headers, body)
          empty = empty + 1
       else
          replies = replies + 1
+         if sample_file ~= nil and replies % sample_every == 1 then
+            sample_file:write(string.format("%d\n", #body), body)
+            sample_file:flush()
+         end
       end
    else
       other = other + 1

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import BENCH_DIR
+from .common import BENCH_DIR, CLIENT_CPU, pinned
 
 LUA_SCRIPT = BENCH_DIR / "wrk_callbacks.lua"
 
@@ -84,10 +84,16 @@ def run_wrk(
     *,
     connections: int,
     seconds: float,
-    threads: int = 2,
+    threads: int = 1,
     timeout: float = 30.0,
+    sample: Path | None = None,
+    sample_every: int = 50,
 ) -> WrkResult:
-    """One wrk run; raises RuntimeError when wrk fails or prints no figures."""
+    """One wrk run on CLIENT_CPU; raises RuntimeError when wrk fails or prints no figures.
+
+    With ``sample``, every ``sample_every``-th passive reply of thread k is kept in the file
+    ``<sample>.<k>`` (see bench/sampler.py).
+    """
     binary = wrk_path()
     if binary is None:
         raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
@@ -109,6 +115,9 @@ def run_wrk(
         str(pool_file),
         str(threads),
     ]
+    if sample is not None:
+        command += [str(sample), str(sample_every)]
+    command = pinned(command, CLIENT_CPU)
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + timeout + 60, check=False
     )

@@ -50,6 +50,7 @@ def _children_by_container() -> dict[str, tuple[str, ...]]:
 
 _CONTAINERS = _children_by_container()
 _ROOT_LISTS = tuple(sorted(child for parent, child in REPEATED if parent is None))
+_LIST_NAMES = frozenset(child for _parent, child in REPEATED)
 
 
 def _force_list(ancestors: tuple[str, ...], name: str) -> bool:
@@ -74,7 +75,9 @@ def _fill_empty_containers(node: dict[str, Any]) -> None:
 
 def parse_message(xml_text: str | bytes) -> dict[str, Any]:
     """Parse a decrypted message or event. Raises MessageError for unsafe or broken XML."""
-    message = parse_xml(xml_text, force_list=_force_list, error=MessageError)
+    message = parse_xml(
+        xml_text, force_list=_force_list, list_names=_LIST_NAMES, error=MessageError
+    )
     _fill_empty_containers(message)  # depth is bounded by parse_xml's max_depth
     if message.get("Event") == "kf_account_auth_change":
         for name in _ROOT_LISTS:

@@ -107,6 +107,7 @@ def parse_xml(
     *,
     max_depth: int = 20,
     force_list: ForceList | None = None,
+    list_names: frozenset[str] | None = None,
     error: type[WeComError] = MessageError,
 ) -> dict[str, Any]:
     """Return the root element's children as a dict (the root's own name is dropped).
@@ -115,6 +116,9 @@ def parse_xml(
     repeated elements give lists; attributes, comments and processing instructions are
     ignored. Anything unsafe or malformed raises ``error`` (MessageError unless told otherwise,
     e.g. EnvelopeError for the outer POST body). Input bytes must be UTF-8.
+
+    ``list_names``, when given, holds every element name ``force_list`` can say yes to: it is
+    asked about those only (building the ancestors of every element costs more than the parse).
     """
     if isinstance(data, str):
         try:
@@ -130,6 +134,8 @@ def parse_xml(
     if force_list is not None:
 
         def xmltodict_force_list(path: list[tuple[str, Any]], key: str, _value: Any) -> bool:
+            if list_names is not None and key not in list_names:
+                return False
             return force_list(tuple(name for name, _attrs in path), key)
 
     try:

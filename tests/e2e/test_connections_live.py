@@ -25,7 +25,7 @@ def service(tmp_path_factory):
         "WECOM_AES_KEY": AES_KEY,
         "WECOM_CORP_ID": CORP_ID,
         "WECOM_STORE": f"sqlite:///{tmp_path_factory.mktemp('s') / 'state.db'}",
-        "GUNICORN_ACCESSLOG": "-",  # as deployed: one access line per request
+        "GUNICORN_ACCESSLOG": "-",  # with the access log on: one access line per request
     }
     with LiveService(env, workers=2) as live:
         yield live
