@@ -26,26 +26,16 @@ from app.web.request_input import (
     read_body,
     timestamp_skew,
 )
+from app.web.url_check import SIGNED_ARGS, missing_args, verify_url
 from app.wecom import WeComError, parse_message
 
 log = logging.getLogger(__name__)
 
-_SIGNED_ARGS = ("msg_signature", "timestamp", "nonce")
-
 
 def _reject(status: int, reason: str, code: int | None = None) -> Response:
-    if request.method == "POST":  # a callback: its one line is the callback line
-        detail = reason if code is None else f"{reason}, WeCom code {code}"
-        note_refused(callback_log.reason_class(code, status), detail)
-        return Response(reason + "\n", status=status, mimetype="text/plain")
-    log.warning(
-        "rejected %s %s from %s: %s%s",
-        request.method,
-        request.path,
-        request.remote_addr,
-        reason,
-        f" (WeCom code {code})" if code is not None else "",
-    )
+    """A refused callback: its one log line is the callback line (app.callbacks)."""
+    detail = reason if code is None else f"{reason}, WeCom code {code}"
+    note_refused(callback_log.reason_class(code, status), detail)
     return Response(reason + "\n", status=status, mimetype="text/plain")
 
 
@@ -54,33 +44,14 @@ def _trusted(spec: tuple[str, ...]) -> TrustedProxies:
     return TrustedProxies(spec)
 
 
-def _missing(names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if not request.args.get(name)]
-
-
 def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
     """A blueprint serving one callback URL (GET verification, POST messages) at ``path``."""
     blueprint = Blueprint(f"wecom_{endpoint_name}", __name__)
 
     @blueprint.get(path, endpoint="verify")
     def verify() -> Response:
-        missing = _missing((*_SIGNED_ARGS, "echostr"))
-        if missing:
-            return _reject(400, f"missing query parameters: {', '.join(missing)}")
-        endpoint = current_app.extensions["wecom"].endpoints[endpoint_name]
-        # Base64 never contains a space: one here is a '+' that a proxy failed to percent-encode.
-        echostr = request.args["echostr"].replace(" ", "+")
-        try:
-            plain = endpoint.crypto.verify_url(
-                request.args["msg_signature"],
-                request.args["timestamp"],
-                request.args["nonce"],
-                echostr,
-            )
-        except WeComError as exc:
-            return _reject(min(exc.http_status, 499), exc.detail, exc.code)
-        log.info("callback URL verified for endpoint %s", endpoint_name)
-        return Response(plain, mimetype="text/plain")
+        crypto = current_app.extensions["wecom"].endpoints[endpoint_name].crypto
+        return verify_url(crypto, f"endpoint {endpoint_name}")
 
     @blueprint.post(path, endpoint="receive")
     def receive() -> Response:
@@ -103,7 +74,7 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
         service = current_app.extensions["wecom"]
         settings = service.settings
         received_at = note.received_at
-        missing = _missing(_SIGNED_ARGS)
+        missing = missing_args(SIGNED_ARGS)
         if missing:
             return _reject(400, f"missing query parameters: {', '.join(missing)}")
         if settings.timestamp_window:

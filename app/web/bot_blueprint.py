@@ -12,28 +12,11 @@ import time
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.web.url_check import SIGNED_ARGS, missing_args, rejected, verify_url
 from app.wecom import WeComError
 from app.wecom.aibot import parse_bot_message
 
 log = logging.getLogger(__name__)
-
-_SIGNED_ARGS = ("msg_signature", "timestamp", "nonce")
-
-
-def _reject(status: int, reason: str, code: int | None = None) -> Response:
-    log.warning(
-        "rejected %s %s from %s: %s%s",
-        request.method,
-        request.path,
-        request.remote_addr,
-        reason,
-        f" (WeCom code {code})" if code is not None else "",
-    )
-    return Response(reason + "\n", status=status, mimetype="text/plain")
-
-
-def _missing(names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if not request.args.get(name)]
 
 
 def bot_blueprint(bot_name: str, path: str) -> Blueprint:
@@ -41,36 +24,22 @@ def bot_blueprint(bot_name: str, path: str) -> Blueprint:
 
     @blueprint.get(path, endpoint="verify")
     def verify() -> Response:
-        missing = _missing((*_SIGNED_ARGS, "echostr"))
-        if missing:
-            return _reject(400, f"missing query parameters: {', '.join(missing)}")
-        bot = current_app.extensions["wecom_bot"].bots[bot_name]
-        echostr = request.args["echostr"].replace(" ", "+")  # a '+' a proxy failed to encode
-        try:
-            plain = bot.crypto.verify_url(
-                request.args["msg_signature"],
-                request.args["timestamp"],
-                request.args["nonce"],
-                echostr,
-            )
-        except WeComError as exc:
-            return _reject(min(exc.http_status, 499), exc.detail, exc.code)
-        log.info("callback URL verified for bot %s", bot_name)
-        return Response(plain, mimetype="text/plain")
+        crypto = current_app.extensions["wecom_bot"].bots[bot_name].crypto
+        return verify_url(crypto, f"bot {bot_name}")
 
     @blueprint.post(path, endpoint="receive")
     def receive() -> Response:
         received_at = time.monotonic()
-        missing = _missing(_SIGNED_ARGS)
+        missing = missing_args(SIGNED_ARGS)
         if missing:
-            return _reject(400, f"missing query parameters: {', '.join(missing)}")
+            return rejected(400, f"missing query parameters: {', '.join(missing)}")
         limit = current_app.extensions["wecom"].settings.max_body
         try:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:
-            return _reject(413, f"body larger than {limit} bytes (WECOM_MAX_BODY)")
+            return rejected(413, f"body larger than {limit} bytes (WECOM_MAX_BODY)")
         if not body:
-            return _reject(400, "empty body")
+            return rejected(400, "empty body")
         service = current_app.extensions["wecom_bot"]
         bot = service.bots[bot_name]
         nonce = request.args["nonce"]
@@ -80,7 +49,7 @@ def bot_blueprint(bot_name: str, path: str) -> Blueprint:
             )
             message = parse_bot_message(plain, max_bytes=limit)
         except WeComError as exc:
-            return _reject(min(exc.http_status, 499), exc.detail, exc.code)
+            return rejected(min(exc.http_status, 499), exc.detail, exc.code)
         try:
             reply = service.respond(bot_name, message, received_at)
         except Exception:
