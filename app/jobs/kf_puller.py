@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.infra import metrics
 from app.infra.store import Store
-from app.jobs.kf_sync import KfSync, Outcome, cursor_key
+from app.jobs.kf_sync import KfSync, Outcome, cursor_key, lock_name
 from app.jobs.lanes import Lanes
 from app.jobs.leases import LeaseKeeper
 from app.jobs.ticker import Ticker
@@ -56,10 +56,6 @@ _OPEN_KFID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 def wake_key(open_kfid: str) -> str:
     return f"kf:wake:{open_kfid}"
-
-
-def lock_name(open_kfid: str) -> str:
-    return f"kf:pull:{open_kfid}"
 
 
 def is_doorbell(message: dict[str, Any]) -> bool:
@@ -233,7 +229,11 @@ class KfPuller:
             raw = self.store.get_value(key, self.clock())
             if raw is not None and not over:
                 outcome = self.sync.run(
-                    session.open_kfid, raw, session.lanes, functools.partial(self._renew, session)
+                    session.open_kfid,
+                    raw,
+                    session.lanes,
+                    functools.partial(self._renew, session),
+                    session.owner,
                 )
                 metrics.kf_round(session.open_kfid, outcome.value)
                 if outcome is Outcome.DONE:

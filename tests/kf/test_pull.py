@@ -14,7 +14,8 @@ import pytest
 from app.infra.store import JobState
 from app.jobs import kf_sync
 from app.jobs.kf_answers import job_key
-from app.jobs.kf_puller import cursor_key, wake_key
+from app.jobs.kf_puller import cursor_key, lock_name, wake_key
+from app.jobs.lanes import Lanes
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.helpers import wait_for
 from tests.kf import handlers_kf
@@ -542,3 +543,33 @@ def test_lost_answer_to_a_welcome_is_not_sent_again(app_config, fake, customers_
     # Used, then refused as a used code: counted as delivered, not dead-lettered.
     assert [r["errcode"] for r in fake.requests("kf/send_msg_on_event")] == [0, 41050]
     wait_for(lambda: "as a repeat (errcode 41050)" in caplog.text)
+
+
+def test_a_puller_that_lost_its_lock_cannot_move_the_cursor_back(customers, service, fake):
+    """The old holder's renew succeeds just before its lock expires; a new holder then takes the
+    lock and moves the cursor on. The old holder's cursor write must not land."""
+    customers.write(KF_A, {"external_userid": "wm1", "text": "one"})
+    wait_for(lambda: customers.texts() == ["one"])
+    wait_for(lambda: service.store.get_value(wake_key(KF_A), time.time()) is None)
+    wait_for(
+        lambda: service.store.acquire_lock(lock_name(KF_A), "old", time.time() + 30, time.time())
+    )
+    queued = customers.write(KF_A, {"external_userid": "wm1", "text": "two"}, ring=False)
+
+    def renew_then_lose() -> bool:
+        now = time.time()
+        assert service.store.acquire_lock(lock_name(KF_A), "old", now, now)  # runs out at once
+        later = time.time()  # a new holder takes the lock and moves the cursor on
+        assert service.store.acquire_lock(lock_name(KF_A), "new", later + 30, later)
+        assert service.store.set_value_if_locked(
+            cursor_key(KF_A), "c-new", lock_name(KF_A), "new", later
+        )
+        return True  # the old holder believes it still holds the lock
+
+    wake = json.dumps({"endpoint": "kf", "token": queued["token"]})
+    lanes = Lanes(2, "test-lost-cursor")
+    outcome = service.engine.puller.sync.run(KF_A, wake, lanes, renew_then_lose, "old")
+    assert outcome is kf_sync.Outcome.LOST
+    assert service.store.get_value(cursor_key(KF_A), time.time()) == "c-new"
+    wait_for(lambda: customers.texts() == ["one", "two"])  # the page's message was still taken
+    service.store.release_lock(lock_name(KF_A), "new")
