@@ -105,7 +105,10 @@ class KfPuller:
         self._guard = threading.Lock()
         self._sessions: set[str] = set()  # accounts this process is pulling
         self._lanes: dict[str, Lanes] = {}
-        self._known: set[str] = set()  # accounts already in ACCOUNTS_KEY
+        #: Accounts seen in ACCOUNTS_KEY by this process's last sweep or write: a notify skips
+        #: the store for them. Each sweep replaces it, so an account missing from the list is
+        #: written again at its next doorbell.
+        self._known: set[str] = set()
         # Stopping the sweep also tells running pulls to finish their page.
         self._ticker = Ticker("wecom-kf-sweep", sweep_seconds, self.sweep, sync.stopping)
         self._stop = sync.stopping
@@ -144,7 +147,9 @@ class KfPuller:
     def sweep(self) -> int:
         """Start pulls for known accounts with a wake and nobody pulling; returns how many."""
         started = 0
-        for open_kfid in _accounts(self.store.get_value(ACCOUNTS_KEY, self.clock())):
+        accounts = _accounts(self.store.get_value(ACCOUNTS_KEY, self.clock()))
+        self._known = set(accounts)
+        for open_kfid in accounts:
             with self._guard:
                 if open_kfid in self._sessions:
                     continue
@@ -154,7 +159,10 @@ class KfPuller:
         return started
 
     def _remember(self, open_kfid: str) -> None:
-        """Add the account to ACCOUNTS_KEY (read-modify-write under a store lock)."""
+        """Add the account to ACCOUNTS_KEY: read-modify-write under a store lock, the write
+        landing only while the lock is still ours (``set_value_if_locked``). A writer whose lock
+        ran out mid-way (a slow store, a paused worker) tries again instead of overwriting the
+        list another writer extended meanwhile."""
         if open_kfid in self._known:
             return
         owner = uuid.uuid4().hex
@@ -163,13 +171,18 @@ class KfPuller:
             if self.store.acquire_lock(ACCOUNTS_LOCK, owner, now + 5.0, now):
                 try:
                     accounts = _accounts(self.store.get_value(ACCOUNTS_KEY, now))
-                    if open_kfid not in accounts:
+                    written = open_kfid in accounts
+                    if not written:
                         accounts.append(open_kfid)
-                        self.store.set_value(ACCOUNTS_KEY, json.dumps(accounts))
-                    self._known.add(open_kfid)
+                        written = self.store.set_value_if_locked(
+                            ACCOUNTS_KEY, json.dumps(accounts), ACCOUNTS_LOCK, owner, self.clock()
+                        )
+                    if written:
+                        self._known.add(open_kfid)
                 finally:
                     self.store.release_lock(ACCOUNTS_LOCK, owner)
-                return
+                if written:
+                    return
             time.sleep(0.01)
         log.warning("could not record kf account %s for the sweep; will retry", open_kfid)
 

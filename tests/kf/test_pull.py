@@ -14,7 +14,7 @@ import pytest
 from app.infra.store import JobState
 from app.jobs import kf_sync
 from app.jobs.kf_answers import job_key
-from app.jobs.kf_puller import cursor_key, lock_name, wake_key
+from app.jobs.kf_puller import ACCOUNTS_KEY, ACCOUNTS_LOCK, cursor_key, lock_name, wake_key
 from app.jobs.lanes import Lanes
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.helpers import wait_for
@@ -573,3 +573,49 @@ def test_a_puller_that_lost_its_lock_cannot_move_the_cursor_back(customers, serv
     assert service.store.get_value(cursor_key(KF_A), time.time()) == "c-new"
     wait_for(lambda: customers.texts() == ["one", "two"])  # the page's message was still taken
     service.store.release_lock(lock_name(KF_A), "new")
+
+
+class _Interloper:
+    """The store, except that while the account list is being read, the reader's lock runs out
+    and another writer adds its own account (a slow store, a paused worker)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.struck = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def get_value(self, key: str, now: float):
+        value = self._store.get_value(key, now)
+        if key == ACCOUNTS_KEY and not self.struck:
+            self.struck = True
+            later = time.time() + 10  # past the reader's 5 s lock
+            assert self._store.acquire_lock(ACCOUNTS_LOCK, "other", later + 5, later)
+            accounts = [*json.loads(value or "[]"), "wkOTHER"]
+            assert self._store.set_value_if_locked(
+                ACCOUNTS_KEY, json.dumps(accounts), ACCOUNTS_LOCK, "other", later
+            )
+            assert self._store.release_lock(ACCOUNTS_LOCK, "other")
+        return value
+
+
+def test_an_account_list_writer_whose_lock_ran_out_loses_no_account(service, monkeypatch):
+    puller = service.engine.puller
+    interloper = _Interloper(service.store)
+    monkeypatch.setattr(puller, "store", interloper)
+    puller._remember("wkNEW")
+    assert interloper.struck
+    stored = json.loads(service.store.get_value(ACCOUNTS_KEY, time.time()))
+    assert {"wkOTHER", "wkNEW"} <= set(stored)
+
+
+def test_an_account_missing_from_the_list_is_written_again_at_its_next_doorbell(customers, service):
+    customers.write(KF_A, {"external_userid": "wm1", "text": "one"})
+    wait_for(lambda: customers.texts() == ["one"])
+    service.store.set_value(ACCOUNTS_KEY, json.dumps(["wkOTHER"]))  # KF_A lost from the list
+    service.engine.puller.sweep()  # each sweep re-reads the list
+    customers.write(KF_A, {"external_userid": "wm1", "text": "two"})
+    wait_for(lambda: customers.texts() == ["one", "two"])
+    stored = json.loads(service.store.get_value(ACCOUNTS_KEY, time.time()))
+    assert set(stored) == {"wkOTHER", KF_A}
