@@ -16,7 +16,9 @@ the known accounts (a wake whose lock is free).
 One round (kf/sync_msg page after page, the items into their customers' lanes, the cursor,
 back-off after failures) is :mod:`app.jobs.kf_sync`'s. Lanes run one customer's messages in
 order and different customers at once; the puller keeps the lock until its lanes are idle, so no
-other worker starts a customer's next message before the current one is answered.
+other worker starts a customer's next message before the current one is answered. That holds at
+the end of a session too (after ``SESSION_SECONDS``, or a failed round): the puller stops pulling
+but keeps the lock, renewed, until its lanes are idle; only a lost lock or shutdown ends it sooner.
 """
 
 from __future__ import annotations
@@ -234,6 +236,10 @@ class KfPuller:
             self._try_start(open_kfid)
 
     def _pull_until_idle(self, session: _Session) -> None:
+        self._pull(session)
+        self._drain(session)
+
+    def _pull(self, session: _Session) -> None:
         key = wake_key(session.open_kfid)
         for _ in range(MAX_STEPS):
             if self._stop.is_set() or session.lost.is_set():
@@ -251,18 +257,28 @@ class KfPuller:
                 metrics.kf_round(session.open_kfid, outcome.value)
                 if outcome is Outcome.DONE:
                     self.store.delete_value(key, if_value=raw)
-                elif outcome in (Outcome.FAILED, Outcome.LOST):
+                elif outcome is Outcome.LOST:
+                    session.lost.set()  # no draining: the lock is another worker's now
+                    return
+                elif outcome is Outcome.FAILED:
                     return
                 continue
             idle = session.lanes.wait_idle(IDLE_WAIT)
             if (idle and raw is None) or over:
-                if not idle:
-                    log.warning(
-                        "kf pull of %s hands over after %.0f s with %d messages still in hand",
-                        session.open_kfid,
-                        SESSION_SECONDS,
-                        session.lanes.pending,
-                    )
+                return
+
+    def _drain(self, session: _Session) -> None:
+        """Keep the lock (the keeper renews it) until the lanes are idle: released earlier,
+        another worker could start a customer's next message before this one is answered."""
+        if session.lanes.wait_idle(0):
+            return
+        log.info(
+            "kf pull of %s stops pulling; it keeps the lock until its %d messages are answered",
+            session.open_kfid,
+            session.lanes.pending,
+        )
+        while not session.lanes.wait_idle(IDLE_WAIT):
+            if self._stop.is_set() or session.lost.is_set():
                 return
 
     def _keep_lock(self, session: _Session) -> None:

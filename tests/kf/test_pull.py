@@ -12,7 +12,7 @@ import time
 import pytest
 
 from app.infra.store import JobState
-from app.jobs import kf_sync
+from app.jobs import kf_puller, kf_sync
 from app.jobs.kf_answers import job_key
 from app.jobs.kf_puller import ACCOUNTS_KEY, ACCOUNTS_LOCK, cursor_key, lock_name, wake_key
 from app.jobs.lanes import Lanes
@@ -619,3 +619,24 @@ def test_an_account_missing_from_the_list_is_written_again_at_its_next_doorbell(
     wait_for(lambda: customers.texts() == ["one", "two"])
     stored = json.loads(service.store.get_value(ACCOUNTS_KEY, time.time()))
     assert set(stored) == {"wkOTHER", KF_A}
+
+
+def test_a_session_past_its_time_keeps_the_lock_until_its_lanes_are_idle(
+    app_config, customers_of, gates, monkeypatch, caplog
+):
+    """Released while a customer's message is still being answered, the lock would let another
+    worker start that customer's next message first."""
+    caplog.set_level(logging.INFO, logger="app.jobs.kf_puller")
+    handlers_kf.RUNS.clear()
+    customers = customers_of(app_config | {"WECOM_KF_HANDLERS": "tests.kf.handlers_kf"})
+    store = customers.store
+    customers.write(KF_A, {"external_userid": "wm1", "text": "hold s1"})
+    wait_for(lambda: handlers_kf.RUNS)  # pulled, and its handler holds at the gate
+    monkeypatch.setattr(kf_puller, "SESSION_SECONDS", 0.0)  # now the session is over
+    wait_for(lambda: "keeps the lock until its 1 messages are answered" in caplog.text)
+    now = time.time()
+    assert not store.acquire_lock(lock_name(KF_A), "other", now + 30, now)  # still held
+    gates.open("s1")
+    wait_for(lambda: customers.texts() == ["released s1"])
+    wait_for(lambda: store.acquire_lock(lock_name(KF_A), "other", time.time() + 1, time.time()))
+    store.release_lock(lock_name(KF_A), "other")
