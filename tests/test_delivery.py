@@ -131,3 +131,15 @@ def test_transient_failures_beyond_the_client_retries_go_back_to_the_outbox(
     assert waiting.owner is None
     assert waiting.lease_until > time.time()  # the next attempt is scheduled, not lost
     assert "502" in waiting.last_error
+
+
+def test_a_resend_after_a_lost_answer_carries_the_duplicate_check(app, wecom, fake, gates):
+    fake.fault(
+        "message/send", "drop_after"
+    )  # WeCom took it; the connection broke before the answer
+    answer_late(wecom, gates, "hold g208", "g208", MsgId="208")
+    wait_for(lambda: job(app, "208").state == JobState.DONE)
+    first, second = (r["body"] for r in fake.requests("message/send"))
+    assert "enable_duplicate_check" not in first
+    assert second["enable_duplicate_check"] == 1 and second["duplicate_check_interval"] >= 60
+    assert len(fake.sent("message/send")) == 1

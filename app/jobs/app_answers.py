@@ -1,14 +1,23 @@
-"""Answers for a self-built app (应用): run its router, and send late answers with message/send."""
+"""Answers for a self-built app (应用): run its router, and send late answers with message/send.
+
+message/send has no idempotency key, so before a message is first sent the time of that try is
+stored in its outbox entry (``first_try``). Every later try of it (the client's retry after a try
+that may have reached WeCom, the outbox's own retry, a worker that took the job over) then asks
+WeCom to drop a repeat of the same message within an interval reaching back to that first try;
+see ``WeComClient.send_message``. The mark is dropped again when every try surely failed.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from app.infra.api.client import WeComClient
-from app.infra.store import Job
+from app.infra.api.errors import WeComAPIError
+from app.infra.store import Job, JobState, Store
 from app.jobs.outbox import DeliveryError, configured_endpoint
 from app.routing.endpoints import Endpoint
 from app.routing.time_limit import dispatch_with_time_limit
@@ -21,6 +30,8 @@ TEXT_LIMIT = 2048
 #: At most this many messages carry one late answer; the last one then ends with ELLIPSIS.
 MAX_PARTS = 5
 ELLIPSIS = "…"
+#: Outbox-message field: when a try of this message that may have reached WeCom was first made.
+FIRST_TRY = "first_try"
 
 
 def run_handler(endpoint: Endpoint, message: dict[str, Any]) -> Reply | None:
@@ -72,10 +83,17 @@ class AppAnswers:
     """The "app" job kind: jobs from self-built-app callbacks."""
 
     def __init__(
-        self, endpoints: dict[str, Endpoint], client_for: Callable[[Endpoint], WeComClient | None]
+        self,
+        endpoints: dict[str, Endpoint],
+        client_for: Callable[[Endpoint], WeComClient | None],
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.endpoints = endpoints
         self.client_for = client_for
+        self.store = store
+        self.clock = clock
 
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         endpoint = configured_endpoint(self.endpoints, payload["endpoint"])
@@ -90,4 +108,33 @@ class AppAnswers:
                 f"endpoint {endpoint.name} has no API secret and agent id "
                 "(WECOM_SECRET, WECOM_AGENT_ID): a late answer cannot be sent"
             )
-        client.send_message({"touser": entry["to"], **message})
+        earlier: float | None = message.get(FIRST_TRY)
+        if earlier is None:
+            self._mark(job, entry, message)
+        payload = {k: v for k, v in message.items() if k != FIRST_TRY}
+        reached: list[WeComAPIError] = []
+        try:
+            client.send_message(
+                {"touser": entry["to"], **payload},
+                maybe_sent_at=earlier,
+                on_maybe_reached=reached.append,
+            )
+        except WeComAPIError:
+            if earlier is None and not reached:
+                message.pop(FIRST_TRY, None)  # WeCom surely took none of the tries
+            raise
+
+    def _mark(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
+        """Store the time of the first try before it is made (see the module doc). ``message``
+        is the outbox's own dict: the outbox keeps the mark when it saves progress."""
+        message[FIRST_TRY] = self.clock()
+        moved = self.store.update_job(
+            job.key,
+            expect_states=(JobState.OUTBOX,),
+            expect_owner=job.owner,
+            reply=json.dumps(entry, ensure_ascii=False),
+            now=self.clock(),
+        )
+        if not moved:
+            message.pop(FIRST_TRY, None)
+            raise DeliveryError(f"job {job.key} changed hands before its answer was sent")

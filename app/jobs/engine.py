@@ -41,7 +41,7 @@ class JobEngine:
         self.outbox = Outbox(
             self.store,
             self.owner,
-            {"app": AppAnswers(endpoints, self.clients.for_app), "kf": kf_answers},
+            {"app": AppAnswers(endpoints, self.clients.for_app, self.store), "kf": kf_answers},
             max_attempts=settings.delivery_attempts,
             handler_attempts=settings.handler_attempts,
             lease_seconds=settings.lease_seconds,

@@ -16,7 +16,9 @@ the known accounts (a wake whose lock is free).
 One round (kf/sync_msg page after page, the items into their customers' lanes, the cursor,
 back-off after failures) is :mod:`app.jobs.kf_sync`'s. Lanes run one customer's messages in
 order and different customers at once; the puller keeps the lock until its lanes are idle, so no
-other worker starts a customer's next message before the current one is answered.
+other worker starts a customer's next message before the current one is answered. That holds at
+the end of a session too (after ``SESSION_SECONDS``, or a failed round): the puller stops pulling
+but keeps the lock, renewed, until its lanes are idle; only a lost lock or shutdown ends it sooner.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.infra import metrics
 from app.infra.store import Store
-from app.jobs.kf_sync import KfSync, Outcome, cursor_key
+from app.jobs.kf_sync import KfSync, Outcome, cursor_key, lock_name
 from app.jobs.lanes import Lanes
 from app.jobs.leases import LeaseKeeper
 from app.jobs.ticker import Ticker
@@ -56,10 +58,6 @@ _OPEN_KFID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 def wake_key(open_kfid: str) -> str:
     return f"kf:wake:{open_kfid}"
-
-
-def lock_name(open_kfid: str) -> str:
-    return f"kf:pull:{open_kfid}"
 
 
 def is_doorbell(message: dict[str, Any]) -> bool:
@@ -109,7 +107,10 @@ class KfPuller:
         self._guard = threading.Lock()
         self._sessions: set[str] = set()  # accounts this process is pulling
         self._lanes: dict[str, Lanes] = {}
-        self._known: set[str] = set()  # accounts already in ACCOUNTS_KEY
+        #: Accounts seen in ACCOUNTS_KEY by this process's last sweep or write: a notify skips
+        #: the store for them. Each sweep replaces it, so an account missing from the list is
+        #: written again at its next doorbell.
+        self._known: set[str] = set()
         # Stopping the sweep also tells running pulls to finish their page.
         self._ticker = Ticker("wecom-kf-sweep", sweep_seconds, self.sweep, sync.stopping)
         self._stop = sync.stopping
@@ -148,7 +149,9 @@ class KfPuller:
     def sweep(self) -> int:
         """Start pulls for known accounts with a wake and nobody pulling; returns how many."""
         started = 0
-        for open_kfid in _accounts(self.store.get_value(ACCOUNTS_KEY, self.clock())):
+        accounts = _accounts(self.store.get_value(ACCOUNTS_KEY, self.clock()))
+        self._known = set(accounts)
+        for open_kfid in accounts:
             with self._guard:
                 if open_kfid in self._sessions:
                     continue
@@ -158,7 +161,10 @@ class KfPuller:
         return started
 
     def _remember(self, open_kfid: str) -> None:
-        """Add the account to ACCOUNTS_KEY (read-modify-write under a store lock)."""
+        """Add the account to ACCOUNTS_KEY: read-modify-write under a store lock, the write
+        landing only while the lock is still ours (``set_value_if_locked``). A writer whose lock
+        ran out mid-way (a slow store, a paused worker) tries again instead of overwriting the
+        list another writer extended meanwhile."""
         if open_kfid in self._known:
             return
         owner = uuid.uuid4().hex
@@ -167,13 +173,18 @@ class KfPuller:
             if self.store.acquire_lock(ACCOUNTS_LOCK, owner, now + 5.0, now):
                 try:
                     accounts = _accounts(self.store.get_value(ACCOUNTS_KEY, now))
-                    if open_kfid not in accounts:
+                    written = open_kfid in accounts
+                    if not written:
                         accounts.append(open_kfid)
-                        self.store.set_value(ACCOUNTS_KEY, json.dumps(accounts))
-                    self._known.add(open_kfid)
+                        written = self.store.set_value_if_locked(
+                            ACCOUNTS_KEY, json.dumps(accounts), ACCOUNTS_LOCK, owner, self.clock()
+                        )
+                    if written:
+                        self._known.add(open_kfid)
                 finally:
                     self.store.release_lock(ACCOUNTS_LOCK, owner)
-                return
+                if written:
+                    return
             time.sleep(0.01)
         log.warning("could not record kf account %s for the sweep; will retry", open_kfid)
 
@@ -225,6 +236,10 @@ class KfPuller:
             self._try_start(open_kfid)
 
     def _pull_until_idle(self, session: _Session) -> None:
+        self._pull(session)
+        self._drain(session)
+
+    def _pull(self, session: _Session) -> None:
         key = wake_key(session.open_kfid)
         for _ in range(MAX_STEPS):
             if self._stop.is_set() or session.lost.is_set():
@@ -233,23 +248,37 @@ class KfPuller:
             raw = self.store.get_value(key, self.clock())
             if raw is not None and not over:
                 outcome = self.sync.run(
-                    session.open_kfid, raw, session.lanes, functools.partial(self._renew, session)
+                    session.open_kfid,
+                    raw,
+                    session.lanes,
+                    functools.partial(self._renew, session),
+                    session.owner,
                 )
                 metrics.kf_round(session.open_kfid, outcome.value)
                 if outcome is Outcome.DONE:
                     self.store.delete_value(key, if_value=raw)
-                elif outcome in (Outcome.FAILED, Outcome.LOST):
+                elif outcome is Outcome.LOST:
+                    session.lost.set()  # no draining: the lock is another worker's now
+                    return
+                elif outcome is Outcome.FAILED:
                     return
                 continue
             idle = session.lanes.wait_idle(IDLE_WAIT)
             if (idle and raw is None) or over:
-                if not idle:
-                    log.warning(
-                        "kf pull of %s hands over after %.0f s with %d messages still in hand",
-                        session.open_kfid,
-                        SESSION_SECONDS,
-                        session.lanes.pending,
-                    )
+                return
+
+    def _drain(self, session: _Session) -> None:
+        """Keep the lock (the keeper renews it) until the lanes are idle: released earlier,
+        another worker could start a customer's next message before this one is answered."""
+        if session.lanes.wait_idle(0):
+            return
+        log.info(
+            "kf pull of %s stops pulling; it keeps the lock until its %d messages are answered",
+            session.open_kfid,
+            session.lanes.pending,
+        )
+        while not session.lanes.wait_idle(IDLE_WAIT):
+            if self._stop.is_set() or session.lost.is_set():
                 return
 
     def _keep_lock(self, session: _Session) -> None:

@@ -73,6 +73,11 @@ def cursor_key(open_kfid: str) -> str:
     return f"kf:cursor:{open_kfid}"
 
 
+def lock_name(open_kfid: str) -> str:
+    """The store lock of the account's one puller; the cursor is written only under it."""
+    return f"kf:pull:{open_kfid}"
+
+
 def backoff_key(open_kfid: str) -> str:
     return f"kf:backoff:{open_kfid}"
 
@@ -124,10 +129,19 @@ class KfSync:
         self.clock = clock
 
     # -- one round ---------------------------------------------------------------------------
-    def run(self, open_kfid: str, wake: str, lanes: Lanes, renew: Callable[[], bool]) -> Outcome:
+    def run(
+        self,
+        open_kfid: str,
+        wake: str,
+        lanes: Lanes,
+        renew: Callable[[], bool],
+        owner: str,
+    ) -> Outcome:
         """Pull what ``wake`` (the stored doorbell) announced into ``lanes``.
 
         ``renew`` extends the caller's pull lock after each page and says False once it is lost.
+        ``owner`` holds that lock: the cursor is written only while it still does (one atomic
+        store step), so a holder that lost the lock meanwhile cannot move the cursor back.
         """
         try:
             doorbell = json.loads(wake)
@@ -167,7 +181,14 @@ class KfSync:
                         return Outcome.LOST  # the next holder reads this page again
                     next_cursor = str(page.get("next_cursor") or "")
                     if next_cursor and next_cursor != cursor:
-                        self.store.set_value(cursor_key(open_kfid), next_cursor)
+                        if not self.store.set_value_if_locked(
+                            cursor_key(open_kfid),
+                            next_cursor,
+                            lock_name(open_kfid),
+                            owner,
+                            self.clock(),
+                        ):
+                            return Outcome.LOST  # the new holder reads this page again
                         cursor = next_cursor
                     if not page.get("has_more"):
                         self._recovered(open_kfid)

@@ -12,9 +12,10 @@ import time
 import pytest
 
 from app.infra.store import JobState
-from app.jobs import kf_sync
+from app.jobs import kf_puller, kf_sync
 from app.jobs.kf_answers import job_key
-from app.jobs.kf_puller import cursor_key, wake_key
+from app.jobs.kf_puller import ACCOUNTS_KEY, ACCOUNTS_LOCK, cursor_key, lock_name, wake_key
+from app.jobs.lanes import Lanes
 from tests.conftest import AES_KEY, CORP_ID, TOKEN
 from tests.helpers import wait_for
 from tests.kf import handlers_kf
@@ -542,3 +543,100 @@ def test_lost_answer_to_a_welcome_is_not_sent_again(app_config, fake, customers_
     # Used, then refused as a used code: counted as delivered, not dead-lettered.
     assert [r["errcode"] for r in fake.requests("kf/send_msg_on_event")] == [0, 41050]
     wait_for(lambda: "as a repeat (errcode 41050)" in caplog.text)
+
+
+def test_a_puller_that_lost_its_lock_cannot_move_the_cursor_back(customers, service, fake):
+    """The old holder's renew succeeds just before its lock expires; a new holder then takes the
+    lock and moves the cursor on. The old holder's cursor write must not land."""
+    customers.write(KF_A, {"external_userid": "wm1", "text": "one"})
+    wait_for(lambda: customers.texts() == ["one"])
+    wait_for(lambda: service.store.get_value(wake_key(KF_A), time.time()) is None)
+    wait_for(
+        lambda: service.store.acquire_lock(lock_name(KF_A), "old", time.time() + 30, time.time())
+    )
+    queued = customers.write(KF_A, {"external_userid": "wm1", "text": "two"}, ring=False)
+
+    def renew_then_lose() -> bool:
+        now = time.time()
+        assert service.store.acquire_lock(lock_name(KF_A), "old", now, now)  # runs out at once
+        later = time.time()  # a new holder takes the lock and moves the cursor on
+        assert service.store.acquire_lock(lock_name(KF_A), "new", later + 30, later)
+        assert service.store.set_value_if_locked(
+            cursor_key(KF_A), "c-new", lock_name(KF_A), "new", later
+        )
+        return True  # the old holder believes it still holds the lock
+
+    wake = json.dumps({"endpoint": "kf", "token": queued["token"]})
+    lanes = Lanes(2, "test-lost-cursor")
+    outcome = service.engine.puller.sync.run(KF_A, wake, lanes, renew_then_lose, "old")
+    assert outcome is kf_sync.Outcome.LOST
+    assert service.store.get_value(cursor_key(KF_A), time.time()) == "c-new"
+    wait_for(lambda: customers.texts() == ["one", "two"])  # the page's message was still taken
+    service.store.release_lock(lock_name(KF_A), "new")
+
+
+class _Interloper:
+    """The store, except that while the account list is being read, the reader's lock runs out
+    and another writer adds its own account (a slow store, a paused worker)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.struck = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def get_value(self, key: str, now: float):
+        value = self._store.get_value(key, now)
+        if key == ACCOUNTS_KEY and not self.struck:
+            self.struck = True
+            later = time.time() + 10  # past the reader's 5 s lock
+            assert self._store.acquire_lock(ACCOUNTS_LOCK, "other", later + 5, later)
+            accounts = [*json.loads(value or "[]"), "wkOTHER"]
+            assert self._store.set_value_if_locked(
+                ACCOUNTS_KEY, json.dumps(accounts), ACCOUNTS_LOCK, "other", later
+            )
+            assert self._store.release_lock(ACCOUNTS_LOCK, "other")
+        return value
+
+
+def test_an_account_list_writer_whose_lock_ran_out_loses_no_account(service, monkeypatch):
+    puller = service.engine.puller
+    interloper = _Interloper(service.store)
+    monkeypatch.setattr(puller, "store", interloper)
+    puller._remember("wkNEW")
+    assert interloper.struck
+    stored = json.loads(service.store.get_value(ACCOUNTS_KEY, time.time()))
+    assert {"wkOTHER", "wkNEW"} <= set(stored)
+
+
+def test_an_account_missing_from_the_list_is_written_again_at_its_next_doorbell(customers, service):
+    customers.write(KF_A, {"external_userid": "wm1", "text": "one"})
+    wait_for(lambda: customers.texts() == ["one"])
+    service.store.set_value(ACCOUNTS_KEY, json.dumps(["wkOTHER"]))  # KF_A lost from the list
+    service.engine.puller.sweep()  # each sweep re-reads the list
+    customers.write(KF_A, {"external_userid": "wm1", "text": "two"})
+    wait_for(lambda: customers.texts() == ["one", "two"])
+    stored = json.loads(service.store.get_value(ACCOUNTS_KEY, time.time()))
+    assert set(stored) == {"wkOTHER", KF_A}
+
+
+def test_a_session_past_its_time_keeps_the_lock_until_its_lanes_are_idle(
+    app_config, customers_of, gates, monkeypatch, caplog
+):
+    """Released while a customer's message is still being answered, the lock would let another
+    worker start that customer's next message first."""
+    caplog.set_level(logging.INFO, logger="app.jobs.kf_puller")
+    handlers_kf.RUNS.clear()
+    customers = customers_of(app_config | {"WECOM_KF_HANDLERS": "tests.kf.handlers_kf"})
+    store = customers.store
+    customers.write(KF_A, {"external_userid": "wm1", "text": "hold s1"})
+    wait_for(lambda: handlers_kf.RUNS)  # pulled, and its handler holds at the gate
+    monkeypatch.setattr(kf_puller, "SESSION_SECONDS", 0.0)  # now the session is over
+    wait_for(lambda: "keeps the lock until its 1 messages are answered" in caplog.text)
+    now = time.time()
+    assert not store.acquire_lock(lock_name(KF_A), "other", now + 30, now)  # still held
+    gates.open("s1")
+    wait_for(lambda: customers.texts() == ["released s1"])
+    wait_for(lambda: store.acquire_lock(lock_name(KF_A), "other", time.time() + 1, time.time()))
+    store.release_lock(lock_name(KF_A), "other")

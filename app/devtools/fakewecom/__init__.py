@@ -43,7 +43,9 @@ Control API (JSON bodies and answers; answers carry ``errcode`` 0, or HTTP 400 +
   ...}]}`` (or one fault's fields inline) → ``{"pending": {endpoint: n}}``. Faults are consumed
   in order, the endpoint's own queue before the global ``"*"`` one. Kinds: ``errcode``
   (+``errcode``: -1, 45009, 45033, 95001, ...), ``http`` (+``status``), ``delay``
-  (+``seconds``, then answers normally), ``drop`` (closes the socket, nothing processed),
+  (+``seconds``, then answers normally), ``delay_after`` (+``seconds``: processed at once, the
+  answer held back, a timeout to a client that gives up first), ``drop`` (closes the socket,
+  nothing processed),
   ``drop_after`` (processed, the answer is lost), ``token_expired`` (expires the token used,
   answers 42001), ``empty_page`` (sync_msg: empty ``msg_list`` with ``has_more`` 1).
 * ``POST /_fake/faults/clear``

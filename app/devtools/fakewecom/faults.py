@@ -19,7 +19,16 @@ ENDPOINTS: Final = (
 )
 ANY_ENDPOINT: Final = "*"
 FAULT_KINDS: Final = frozenset(
-    {"errcode", "http", "delay", "drop", "drop_after", "token_expired", "empty_page"}
+    {
+        "errcode",
+        "http",
+        "delay",
+        "delay_after",
+        "drop",
+        "drop_after",
+        "token_expired",
+        "empty_page",
+    }
 )
 
 
@@ -41,8 +50,8 @@ class Fault:
         if kind == "errcode" and not isinstance(errcode, int):
             raise ControlError("an errcode fault needs an integer 'errcode'")
         seconds = float(spec.get("seconds", 0.0))
-        if kind == "delay" and not 0 <= seconds <= 600:
-            raise ControlError("a delay fault needs 0 <= seconds <= 600")
+        if kind in ("delay", "delay_after") and not 0 <= seconds <= 600:
+            raise ControlError(f"a {kind} fault needs 0 <= seconds <= 600")
         return cls(kind=kind, errcode=errcode, status=int(spec.get("status", 500)), seconds=seconds)
 
     def to_json(self) -> dict[str, Any]:

@@ -144,6 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.drop:
             self._drop()
             return
+        if fault is not None and fault.kind == "delay_after":
+            # Processed already: a client that gives up meanwhile sees a timeout.
+            self.server.stopping.wait(fault.seconds)
+            if self.server.stopping.is_set():
+                self._drop()
+                return
         self._send(reply)
 
     def _drop(self) -> None:

@@ -1,11 +1,21 @@
-"""``message/send``: a self-built app's messages to members, with WeCom's checks and errcodes."""
+"""``message/send``: a self-built app's messages to members, with WeCom's checks and errcodes.
+
+The duplicate check: a request with ``enable_duplicate_check: 1`` whose message equals one
+delivered within ``duplicate_check_interval`` seconds (default 1800, at most 14400) is accepted
+and not delivered again. WeCom's doc says only "the same content (request JSON) is not received
+twice"; the fake compares the whole body except the two duplicate-check fields, remembers every
+delivered message (also those sent without the check), and answers errcode 0 with the msgid of the
+first delivery. All three choices are UNCONFIRMED for real WeCom.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from app.devtools.fakewecom import errcodes as E
+from app.devtools.fakewecom.clock import FakeClock
 from app.devtools.fakewecom.journal import Journal
 from app.devtools.fakewecom.protocol import Call, Reply, check_text, error, new_id, ok
 from app.devtools.fakewecom.tokens import Credentials
@@ -25,17 +35,40 @@ APP_MSGTYPES: Final = frozenset(
         "miniprogram_notice",
     }
 )
+#: duplicate_check_interval: WeCom's default and maximum, in seconds.
+DEFAULT_DUPLICATE_INTERVAL: Final = 1800
+MAX_DUPLICATE_INTERVAL: Final = 14400
+#: Fields that switch the duplicate check on; not part of the content compared.
+_CHECK_FIELDS: Final = ("enable_duplicate_check", "duplicate_check_interval")
+
+
+def content_key(body: Mapping[str, Any]) -> str:
+    """What the duplicate check compares: the body without its duplicate-check fields."""
+    content = {k: v for k, v in body.items() if k not in _CHECK_FIELDS}
+    return json.dumps(content, sort_keys=True, ensure_ascii=False)
 
 
 class AppMessages:
     """Answers message/send. ``known_users`` (lower-cased) limits the valid recipients."""
 
     def __init__(
-        self, credentials: Credentials, journal: Journal, known_users: Iterable[str] | None
+        self,
+        credentials: Credentials,
+        journal: Journal,
+        known_users: Iterable[str] | None,
+        clock: FakeClock,
     ) -> None:
         self._credentials = credentials
         self._journal = journal
+        self._clock = clock
         self.known_users = {u.lower() for u in known_users} if known_users is not None else None
+        #: content key -> (time, msgid) of its latest delivery
+        self._delivered: dict[str, tuple[float, str]] = {}
+        self.duplicates_dropped = 0
+
+    def reset(self) -> None:
+        self._delivered.clear()
+        self.duplicates_dropped = 0
 
     def send(self, call: Call) -> Reply:
         body = call.body
@@ -73,8 +106,16 @@ class AppMessages:
             invalid = [u.lower() for u in users if u.lower() not in self.known_users]
             if len(invalid) == len(users) and not (parties or tags):
                 return error(E.ALL_RECIPIENTS_INVALID)
-        msgid = new_id()
-        self._journal.record("message/send", body, msgid, agentid=agent, invaliduser=invalid)
+        key = content_key(body)
+        now = self._clock.now()
+        earlier = self._delivered.get(key)
+        if earlier is not None and now - earlier[0] <= duplicate_interval(body):
+            self.duplicates_dropped += 1
+            msgid = earlier[1]
+        else:
+            msgid = new_id()
+            self._delivered[key] = (now, msgid)
+            self._journal.record("message/send", body, msgid, agentid=agent, invaliduser=invalid)
         extra: dict[str, Any] = {}
         if msgtype == "template_card":
             extra["response_code"] = new_id("rc")
@@ -86,6 +127,17 @@ class AppMessages:
             msgid=msgid,
             **extra,
         )
+
+
+def duplicate_interval(body: Mapping[str, Any]) -> float:
+    """How far back the request's duplicate check reaches; -1 when it asks for none."""
+    if body.get("enable_duplicate_check") not in (1, "1"):
+        return -1.0
+    try:
+        interval = int(body.get("duplicate_check_interval", DEFAULT_DUPLICATE_INTERVAL))
+    except (TypeError, ValueError):
+        interval = DEFAULT_DUPLICATE_INTERVAL
+    return float(min(max(interval, 0), MAX_DUPLICATE_INTERVAL))
 
 
 def check_app_payload(msgtype: str, payload: Any) -> int:

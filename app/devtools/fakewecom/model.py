@@ -77,7 +77,7 @@ class FakeWeComState:
         self._kf = KfState()
         self._kf_inbox = KfInbox(self._kf, self._clock)
         self._kf_sender = KfSender(self._kf, self._clock, self._journal)
-        self._app_messages = AppMessages(self._credentials, self._journal, known_users)
+        self._app_messages = AppMessages(self._credentials, self._journal, known_users, self._clock)
         for account in kf_accounts:
             if isinstance(account, str):
                 self.add_kf_account(account)
@@ -123,6 +123,7 @@ class FakeWeComState:
             self._journal.reset()
             self._faults.clear()
             self._kf.reset()
+            self._app_messages.reset()
 
     def add_app(self, app: App) -> None:
         with self._lock:

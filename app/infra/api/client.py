@@ -10,14 +10,16 @@ and the call tried once more. Everything else raises at once.
 
 A retry after a lost answer can repeat a request WeCom already processed. ``kf_send_msg`` takes
 a ``msgid`` (WeCom keeps them unique per kf account), so a repeat is refused rather than delivered
-twice, and its ``on_maybe_reached`` hook tells the caller which tries may have got through;
-``message/send`` has no such key, pass ``enable_duplicate_check`` in the payload where a duplicate
-would hurt.
+twice, and its ``on_maybe_reached`` hook tells the caller which tries may have got through.
+``message/send`` has no key of its own: a try after one that may have got through carries WeCom's
+duplicate check instead (``enable_duplicate_check`` with an interval reaching back to that try, see
+:func:`duplicate_check_fields`), while a first try goes without, so intended repeats still go out.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -36,6 +38,25 @@ log = logging.getLogger(__name__)
 DEFAULT_API_BASE: Final = "https://qyapi.weixin.qq.com/cgi-bin/"
 
 _MSGID_OK = re.compile(r"[0-9A-Za-z_-]{1,32}")
+
+#: message/send's longest duplicate_check_interval: 4 h (protocol reference §7.2).
+MAX_DUPLICATE_CHECK_SECONDS: Final = 14400
+#: Added to the time since the first try: clock differences and the request's own travel.
+DUPLICATE_CHECK_MARGIN: Final = 60
+
+#: A request body, or a function building it anew for each try.
+Body = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+
+
+def duplicate_check_fields(elapsed: float) -> dict[str, int]:
+    """message/send fields that make WeCom drop a repeat of a request sent ``elapsed`` seconds
+    ago: the interval covers that time plus a margin, at most WeCom's 4 h (beyond that a repeat
+    can no longer be recognised)."""
+    interval = math.ceil(max(elapsed, 0.0)) + DUPLICATE_CHECK_MARGIN
+    return {
+        "enable_duplicate_check": 1,
+        "duplicate_check_interval": min(interval, MAX_DUPLICATE_CHECK_SECONDS),
+    }
 
 
 def is_valid_kf_msgid(msgid: str) -> bool:
@@ -75,6 +96,7 @@ class WeComClient:
         self._own_session = session is None
         self._session = session or requests.Session()
         self._sleep = sleep
+        self._clock = clock
         install_log_masking()
         self.tokens = TokenProvider(
             corp_id,
@@ -107,11 +129,13 @@ class WeComClient:
         method: str,
         api: str,
         *,
-        body: Mapping[str, Any] | None = None,
+        body: Body | None = None,
         params: Mapping[str, str] | None = None,
         on_maybe_reached: MaybeReached | None = None,
     ) -> dict[str, Any]:
         """Call ``api`` (e.g. ``"message/send"``) with the access_token; returns the JSON answer.
+
+        ``body`` may be a function: it is called for every try, so a retry can differ.
 
         Raises a :class:`WeComAPIError` subclass for a non-zero errcode or a transport failure.
         ``on_maybe_reached`` is called with the error of every try that may have reached WeCom
@@ -126,7 +150,7 @@ class WeComClient:
                 token = self.tokens.get_token()
                 query = {**(params or {}), "access_token": token}
                 try:
-                    return self._exchange(method, api, query, body)
+                    return self._exchange(method, api, query, body() if callable(body) else body)
                 except WeComAPIError as exc:
                     if not exc.token_invalid or refreshed:
                         raise
@@ -142,8 +166,19 @@ class WeComClient:
         return with_retries(api, attempt, self.retry, self._sleep, on_maybe_reached)
 
     # -- application messages (message/send) ----------------------------------------------------
-    def send_message(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+    def send_message(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        maybe_sent_at: float | None = None,
+        on_maybe_reached: MaybeReached | None = None,
+    ) -> dict[str, Any]:
         """POST message/send. Fills ``agentid`` from the client when the payload lacks it.
+
+        ``maybe_sent_at``: when an earlier try of this very message (another call, another
+        worker) may have reached WeCom, its time; every try then carries the duplicate check.
+        Otherwise the first try goes without it, and the tries after one that may have reached
+        WeCom (``on_maybe_reached``, see :meth:`call`) carry it, reaching back to this call.
 
         The answer carries ``msgid`` and, on partial failure, ``invaliduser`` / ``invalidparty``
         / ``invalidtag`` with errcode 0.
@@ -153,7 +188,30 @@ class WeComClient:
             if self.agent_id is None:
                 raise ValueError("message/send needs an agentid: pass agent_id to WeComClient")
             body["agentid"] = self.agent_id
-        return self.call("POST", "message/send", body=body)
+        started = self._clock()
+        since = maybe_sent_at
+
+        def reached(exc: WeComAPIError) -> None:
+            nonlocal since
+            if since is None:
+                since = started
+            if on_maybe_reached is not None:
+                on_maybe_reached(exc)
+
+        def body_for_try() -> dict[str, Any]:
+            if since is None:
+                return body
+            elapsed = self._clock() - since
+            if elapsed + DUPLICATE_CHECK_MARGIN > MAX_DUPLICATE_CHECK_SECONDS:
+                log.warning(
+                    "message/send: the first try was %.0f s ago, beyond WeCom's duplicate check "
+                    "(%d s): a repeat may be delivered twice",
+                    elapsed,
+                    MAX_DUPLICATE_CHECK_SECONDS,
+                )
+            return {**body, **duplicate_check_fields(elapsed)}
+
+        return self.call("POST", "message/send", body=body_for_try, on_maybe_reached=reached)
 
     # -- 微信客服 (kf) --------------------------------------------------------------------------
     def kf_sync_msg(
@@ -275,8 +333,10 @@ class WeComClient:
 
 __all__ = [
     "DEFAULT_API_BASE",
+    "MAX_DUPLICATE_CHECK_SECONDS",
     "RetryPolicy",
     "WeComClient",
+    "duplicate_check_fields",
     "is_valid_kf_msgid",
     "mask_url",
 ]

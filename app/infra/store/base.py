@@ -108,6 +108,7 @@ TIMED_OPERATIONS: Final = (
     "get_value",
     "set_value",
     "delete_value",
+    "set_value_if_locked",
     "acquire_lock",
     "release_lock",
 )
@@ -246,6 +247,16 @@ class Store(abc.ABC):
 
         Returns whether something was deleted. Expiry is not consulted (there is no ``now``).
         """
+
+    @abc.abstractmethod
+    def set_value_if_locked(
+        self, key: str, value: str, lock_name: str, owner: str, now: float
+    ) -> bool:
+        """Store ``value`` (never expiring) only while ``owner`` holds the lock ``lock_name``
+        (held, and not expired at ``now``), in one atomic step; returns whether it did.
+
+        A holder that just lost its lock cannot then overwrite what the new holder wrote (the
+        微信客服 cursor: the old holder would move it back)."""
 
     # -- named locks with expiry (single-flight token refresh, one kf pull per account) --------
     @abc.abstractmethod

@@ -163,6 +163,16 @@ class MemoryStore(Store):
             del self._values[key]
             return True
 
+    def set_value_if_locked(
+        self, key: str, value: str, lock_name: str, owner: str, now: float
+    ) -> bool:
+        with self._lock:
+            held = self._locks.get(lock_name)
+            if held is None or held[0] != owner or held[1] <= now:
+                return False
+            self._values[key] = (value, None)
+            return True
+
     # -- locks --------------------------------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, until: float, now: float) -> bool:
         with self._lock:

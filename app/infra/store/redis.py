@@ -17,7 +17,8 @@ Atomicity: every operation is one Redis command, one MULTI/EXEC, or one Lua scri
 (:mod:`.redis_lua`); none reads in one round trip and writes in another.
 
 Redis Cluster: the ``{jobs}`` hash tag puts every job key in one slot, so each job script works
-on a single slot; value and lock scripts touch one key each. On a cluster the jobs therefore
+on a single slot; value and lock scripts touch one key each, except ``set_value_if_locked``
+(a value and a lock: one server only). On a cluster the jobs therefore
 live on one shard (claiming the oldest lease first needs one index), values and locks spread.
 ``claim_expired``, ``list_jobs`` and ``purge_jobs`` name job hashes from index members inside
 the script rather than in KEYS; they are in the slot of the declared keys, which a cluster
@@ -132,6 +133,7 @@ class RedisStore(Store):
         self._list_jobs = register(lua.LIST_JOBS)
         self._purge_jobs = register(lua.PURGE_JOBS)
         self._delete_value_if = register(lua.DELETE_VALUE_IF)
+        self._set_value_if_locked = register(lua.SET_VALUE_IF_LOCKED)
         self._acquire_lock = register(lua.ACQUIRE_LOCK)
         self._release_lock = register(lua.RELEASE_LOCK)
 
@@ -310,6 +312,12 @@ class RedisStore(Store):
         if if_value is None:
             return self.client.delete(name) == 1
         return self._delete_value_if(keys=[name], args=[if_value]) == 1
+
+    def set_value_if_locked(
+        self, key: str, value: str, lock_name: str, owner: str, now: float
+    ) -> bool:
+        keys = [self._value_key(key), self._lock_key(lock_name)]
+        return self._set_value_if_locked(keys=keys, args=[value, owner, _num(now)]) == 1
 
     # -- locks --------------------------------------------------------------------------------
     def _lock_key(self, name: str) -> str:

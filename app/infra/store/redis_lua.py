@@ -243,6 +243,19 @@ end
 return 0
 """
 
+# KEYS: the value's hash, the lock's hash. ARGV: value, owner, now. Writes the value (never
+# expiring) only while owner holds the lock unexpired; returns 1 when it did. Two keys in two
+# slots: fine on one Redis server (the supported set-up), CROSSSLOT on a cluster.
+SET_VALUE_IF_LOCKED = """
+local f = redis.call('HMGET', KEYS[2], 'owner', 'until')
+if f[1] ~= ARGV[2] or tonumber(f[2]) <= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1])
+return 1
+"""
+
 # KEYS: the lock's hash. ARGV: owner, until, now, collect_at_ms (when Redis drops the record).
 ACQUIRE_LOCK = """
 local f = redis.call('HMGET', KEYS[1], 'owner', 'until')

@@ -500,6 +500,23 @@ class SqliteStore(Store):
                 cursor = conn.execute("DELETE FROM kv WHERE key = ? AND value = ?", (key, if_value))
             return cursor.rowcount == 1
 
+    def set_value_if_locked(
+        self, key: str, value: str, lock_name: str, owner: str, now: float
+    ) -> bool:
+        with self._transaction() as conn:  # the write lock from BEGIN: check and write as one
+            held = conn.execute(
+                "SELECT 1 FROM locks WHERE name = ? AND owner = ? AND until > ?",
+                (lock_name, owner, now),
+            ).fetchone()
+            if held is None:
+                return False
+            conn.execute(
+                """INSERT INTO kv (key, value, expires_at) VALUES (?, ?, NULL)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = NULL""",
+                (key, value),
+            )
+            return True
+
     # -- locks --------------------------------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, until: float, now: float) -> bool:
         with self._transaction() as conn:
