@@ -79,6 +79,12 @@ if not control_socket_disable:
 preload_app = False
 
 
+def post_fork(server, worker):
+    """Hand the worker the arbiter's signal queue: a stop signal sent in the moment between the
+    fork and the worker's own handlers lands there (app/web/gunicorn_worker.py)."""
+    worker.signals_before_init = server.SIG_QUEUE
+
+
 def post_worker_init(worker):
     """Start the worker's background tasks (delivery, recovery) once its sockets are patched.
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from gunicorn.workers.ggevent import GeventWorker
 
 #: A stopping worker's connection that is waiting for a request waits at most this long.
 STOPPING_WAIT = 0.001
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 
 class GracefulGeventWorker(GeventWorker):
@@ -40,6 +42,15 @@ class GracefulGeventWorker(GeventWorker):
         super().__init__(*args, **kwargs)
         self._clients: dict[Any, Any] = {}  # connection greenlet -> its socket
         self._waiting: dict[Any, gevent.Timeout] = {}  # greenlets waiting for a request
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # A stop signal that came between the fork and now ran the master's handler, which only
+        # queued it in this process's copy of the arbiter (``post_fork`` in gunicorn.conf.py
+        # hands that queue over): without this the stop is lost and the worker serves on until
+        # it is killed.
+        if _STOP_SIGNALS & _drained(getattr(self, "signals_before_init", None)):
+            self.handle_exit(signal.SIGTERM, None)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -105,6 +116,20 @@ class _CloseWhenStopping:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._app, name)
+
+
+def _drained(queue: Any) -> set[int]:
+    """The signals in the arbiter's queue (a list or, in gunicorn 27, a SimpleQueue)."""
+    found: set[int] = set()
+    if queue is None:
+        return found
+    if isinstance(queue, list):
+        found.update(queue)
+        return found
+    with contextlib.suppress(Exception):  # Empty ends it; nothing here may stop the worker
+        for _ in range(64):
+            found.add(queue.get_nowait())
+    return found
 
 
 def _arriving(sock: Any) -> bool:
