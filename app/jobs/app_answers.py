@@ -17,8 +17,8 @@ from typing import Any
 
 from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
-from app.infra.store import Job, JobState, Store
-from app.jobs.outbox import DeliveryError, configured_endpoint
+from app.infra.store import Job, Store
+from app.jobs.outbox import DeliveryError, configured_endpoint, mark_before_send
 from app.routing.endpoints import Endpoint
 from app.routing.time_limit import dispatch_with_time_limit
 from app.wecom import Reply, TextReply, split_utf8, to_reply
@@ -125,16 +125,6 @@ class AppAnswers:
             raise
 
     def _mark(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
-        """Store the time of the first try before it is made (see the module doc). ``message``
-        is the outbox's own dict: the outbox keeps the mark when it saves progress."""
-        message[FIRST_TRY] = self.clock()
-        moved = self.store.update_job(
-            job.key,
-            expect_states=(JobState.OUTBOX,),
-            expect_owner=job.owner,
-            reply=json.dumps(entry, ensure_ascii=False),
-            now=self.clock(),
-        )
-        if not moved:
-            message.pop(FIRST_TRY, None)
-            raise DeliveryError(f"job {job.key} changed hands before its answer was sent")
+        """Store the time of the first try before it is made (see the module doc)."""
+        now = self.clock()
+        mark_before_send(self.store, job, entry, message, (FIRST_TRY, now), now)

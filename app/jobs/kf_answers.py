@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
 from app.infra.api.retry import MaybeReached
-from app.infra.store import Job, JobState, Store
-from app.jobs.outbox import DeliveryError, configured_endpoint
+from app.infra.store import Job, Store
+from app.jobs.outbox import DeliveryError, configured_endpoint, mark_before_send
 from app.routing.time_limit import dispatch_with_time_limit
 from app.wecom import split_utf8, truncate_utf8
 from app.wecom.kf_items import CUSTOMER, event_type, has_welcome_code, origin_of
@@ -222,19 +222,8 @@ class KfAnswers:
             raise
 
     def _mark(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
-        """Record, before the first try, that this message may reach WeCom (see the module doc).
-        ``message`` is the outbox's own dict: the outbox keeps the flag when it saves progress."""
-        message[MAYBE_SENT] = True
-        moved = self.store.update_job(
-            job.key,
-            expect_states=(JobState.OUTBOX,),
-            expect_owner=job.owner,
-            reply=json.dumps(entry, ensure_ascii=False),
-            now=self.clock(),
-        )
-        if not moved:
-            message.pop(MAYBE_SENT, None)
-            raise DeliveryError(f"job {job.key} changed hands before its answer was sent")
+        """Record, before the first try, that this message may reach WeCom (module doc)."""
+        mark_before_send(self.store, job, entry, message, (MAYBE_SENT, True), self.clock())
 
     @staticmethod
     def _post(
