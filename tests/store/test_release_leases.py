@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from app.infra.store import JobState, MemoryStore, SqliteStore, Store
-from tests.servers import unique_prefix
+from app.infra.store import JobState, Store
 
 T = 1_000_000.0
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store
-    if request.param == "memory":
-        opened = MemoryStore()
-    elif request.param == "sqlite":
-        opened = SqliteStore(tmp_path / "s.db")
-    else:
-        from app.infra.store.redis import RedisStore
-
-        server = request.getfixturevalue("redis_server")  # skips without redis-server
-        opened = RedisStore.from_url(server.url, prefix=unique_prefix())
-    yield opened
-    opened.close()
 
 
 def test_release_leases_ends_the_leases_of_one_process_only(store: Store) -> None:

@@ -3,31 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from app.infra.store import UNSET, Job, JobState, MemoryStore, SqliteStore, Store
-from tests.servers import unique_prefix
+from app.infra.store import UNSET, Job, JobState, Store
 
 T = 1_000_000.0  # a fixed "now"; tests move the clock by hand
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store
-    if request.param == "memory":
-        opened = MemoryStore()
-    elif request.param == "sqlite":
-        opened = SqliteStore(tmp_path / "s" / "store.db")
-    else:
-        from app.infra.store.redis import RedisStore
-
-        server = request.getfixturevalue("redis_server")  # skips without redis-server
-        opened = RedisStore.from_url(server.url, prefix=unique_prefix())
-    yield opened
-    opened.close()
 
 
 def claim(

@@ -3,33 +3,11 @@ against all three stores."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from app.infra.store import MemoryStore, SqliteStore, Store
-from tests.servers import unique_prefix
+from app.infra.store import Store
 
 T = 1_000_000.0
 KEY = "kf:cursor:wk1"
 LOCK = "kf:pull:wk1"
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store
-    if request.param == "memory":
-        opened = MemoryStore()
-    elif request.param == "sqlite":
-        opened = SqliteStore(tmp_path / "s.db")
-    else:
-        from app.infra.store.redis import RedisStore
-
-        server = request.getfixturevalue("redis_server")  # skips without redis-server
-        opened = RedisStore.from_url(server.url, prefix=unique_prefix())
-    yield opened
-    opened.close()
 
 
 def test_the_holder_writes_and_replaces_an_expiring_value(store: Store) -> None:
