@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
-from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
-from app.infra.store import Job, Store
-from app.jobs.outbox import DeliveryError, configured_endpoint, mark_before_send
+from app.infra.store import Job
+from app.jobs.answer_base import AnswerKindBase
+from app.jobs.outbox import DeliveryError
 from app.routing.endpoints import Endpoint
 from app.routing.time_limit import dispatch_with_time_limit
 from app.wecom import Reply, TextReply, split_utf8, to_reply
@@ -79,29 +77,16 @@ def text_parts(content: str) -> list[str]:
     return [*parts[: MAX_PARTS - 1], last + ELLIPSIS]
 
 
-class AppAnswers:
+class AppAnswers(AnswerKindBase):
     """The "app" job kind: jobs from self-built-app callbacks."""
 
-    def __init__(
-        self,
-        endpoints: dict[str, Endpoint],
-        client_for: Callable[[Endpoint], WeComClient | None],
-        store: Store,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.endpoints = endpoints
-        self.client_for = client_for
-        self.store = store
-        self.clock = clock
-
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        endpoint = configured_endpoint(self.endpoints, payload["endpoint"])
+        endpoint = self.endpoint(payload["endpoint"])
         message = payload["message"]
         return outbox_entry(message, run_handler(endpoint, message))
 
     def send(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
-        endpoint = configured_endpoint(self.endpoints, json.loads(job.payload)["endpoint"])
+        endpoint = self.endpoint(json.loads(job.payload)["endpoint"])
         client = self.client_for(endpoint)
         if client is None:
             raise DeliveryError(
@@ -110,7 +95,7 @@ class AppAnswers:
             )
         earlier: float | None = message.get(FIRST_TRY)
         if earlier is None:
-            self._mark(job, entry, message)
+            self.mark_before_send(job, entry, message, FIRST_TRY, self.clock())
         payload = {k: v for k, v in message.items() if k != FIRST_TRY}
         reached: list[WeComAPIError] = []
         try:
@@ -123,8 +108,3 @@ class AppAnswers:
             if earlier is None and not reached:
                 message.pop(FIRST_TRY, None)  # WeCom surely took none of the tries
             raise
-
-    def _mark(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
-        """Store the time of the first try before it is made (see the module doc)."""
-        now = self.clock()
-        mark_before_send(self.store, job, entry, message, (FIRST_TRY, now), now)

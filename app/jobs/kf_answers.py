@@ -18,22 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from app.infra.api.client import WeComClient
 from app.infra.api.errors import WeComAPIError
 from app.infra.api.retry import MaybeReached
-from app.infra.store import Job, Store
-from app.jobs.outbox import DeliveryError, configured_endpoint, mark_before_send
+from app.infra.store import Job
+from app.jobs.answer_base import AnswerKindBase
+from app.jobs.outbox import DeliveryError
 from app.routing.time_limit import dispatch_with_time_limit
 from app.wecom import split_utf8, truncate_utf8
 from app.wecom.kf_items import CUSTOMER, event_type, has_welcome_code, origin_of
 from app.wecom.kf_messages import TEXT_LIMIT, KfMessage, to_kf_messages
 
 if TYPE_CHECKING:
-    from app.routing.endpoints import Endpoint
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,6 @@ MAYBE_SENT = "maybe_sent"
 WELCOME_CODE_SECONDS = 20.0
 
 #: The API client of an endpoint, None when it has no secret.
-KfClientFor = Callable[["Endpoint"], WeComClient | None]
 
 
 def job_key(open_kfid: str, msgid: str) -> str:
@@ -149,24 +147,11 @@ def outbox_entry(
     return {"to": to, "open_kfid": open_kfid, "messages": messages}
 
 
-class KfAnswers:
+class KfAnswers(AnswerKindBase):
     """The "kf" job kind. Payload: ``{"endpoint", "open_kfid", "message"}``."""
 
-    def __init__(
-        self,
-        endpoints: dict[str, Endpoint],
-        client_for: KfClientFor,
-        store: Store,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.endpoints = endpoints
-        self.client_for = client_for
-        self.store = store
-        self.clock = clock
-
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        endpoint = configured_endpoint(self.endpoints, payload["endpoint"])
+        endpoint = self.endpoint(payload["endpoint"])
         message = payload["message"]
         open_kfid = payload["open_kfid"]
         if endpoint.kf_router is None:
@@ -194,7 +179,7 @@ class KfAnswers:
         Its hook tells which tries may have reached WeCom; with one of those (or a marked try
         from before), a repeat refusal means an earlier try got through.
         """
-        endpoint = configured_endpoint(self.endpoints, json.loads(job.payload)["endpoint"])
+        endpoint = self.endpoint(json.loads(job.payload)["endpoint"])
         client = self.client_for(endpoint)
         if client is None:
             raise DeliveryError(
@@ -203,7 +188,7 @@ class KfAnswers:
             )
         earlier = bool(message.get(MAYBE_SENT))
         if not earlier:
-            self._mark(job, entry, message)
+            self.mark_before_send(job, entry, message, MAYBE_SENT, True)
         reached: list[WeComAPIError] = []
         try:
             self._post(client, entry, message, reached.append)
@@ -220,10 +205,6 @@ class KfAnswers:
             if not (earlier or reached):
                 message.pop(MAYBE_SENT, None)  # WeCom surely did not take it
             raise
-
-    def _mark(self, job: Job, entry: dict[str, Any], message: dict[str, Any]) -> None:
-        """Record, before the first try, that this message may reach WeCom (module doc)."""
-        mark_before_send(self.store, job, entry, message, (MAYBE_SENT, True), self.clock())
 
     @staticmethod
     def _post(

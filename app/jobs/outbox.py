@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -39,41 +39,6 @@ def retry_delay(attempts: int) -> float:
 
 class DeliveryError(Exception):
     """Delivery cannot even be attempted (no secret configured, unknown endpoint)."""
-
-
-def mark_before_send(
-    store: Store,
-    job: Job,
-    entry: dict[str, Any],
-    message: dict[str, Any],
-    mark: tuple[str, Any],
-    now: float,
-) -> None:
-    """Save ``mark`` (name, value) on ``message`` in the stored outbox entry before its first
-    send, as a compare-and-set on the job we own: a later try, or another worker taking the job
-    over, then knows an earlier try may have reached WeCom. ``message`` is the outbox's own dict,
-    so the outbox keeps the mark when it saves progress. A DeliveryError when the job is no
-    longer ours (nothing is sent then)."""
-    name, value = mark
-    message[name] = value
-    moved = store.update_job(
-        job.key,
-        expect_states=(JobState.OUTBOX,),
-        expect_owner=job.owner,
-        reply=json.dumps(entry, ensure_ascii=False),
-        now=now,
-    )
-    if not moved:
-        message.pop(name, None)
-        raise DeliveryError(f"job {job.key} changed hands before its answer was sent")
-
-
-def configured_endpoint(endpoints: Mapping[str, E], name: str) -> E:
-    """The endpoint a stored job names; a DeliveryError once it is no longer configured."""
-    try:
-        return endpoints[name]
-    except KeyError:
-        raise DeliveryError(f"endpoint {name!r} is no longer configured") from None
 
 
 class AnswerKind(Protocol):
