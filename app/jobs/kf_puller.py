@@ -39,7 +39,7 @@ from app.infra.store import Store
 from app.jobs.kf_sync import KfSync, Outcome, cursor_key, lock_name
 from app.jobs.lanes import Lanes
 from app.jobs.leases import LeaseKeeper
-from app.jobs.ticker import Ticker
+from app.jobs.ticker import RunsOnTicker, Ticker
 
 if TYPE_CHECKING:
     from app.routing.endpoints import Endpoint
@@ -84,7 +84,7 @@ def _accounts(raw: str | None) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
-class KfPuller:
+class KfPuller(RunsOnTicker):
     """Per worker process: answers doorbells, runs pull sessions, sweeps for orphaned wakes."""
 
     def __init__(
@@ -114,18 +114,6 @@ class KfPuller:
         # Stopping the sweep also tells running pulls to finish their page.
         self._ticker = Ticker("wecom-kf-sweep", sweep_seconds, self.sweep, sync.stopping)
         self._stop = sync.stopping
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._ticker.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop sweeping and starting pulls; running pulls stop after their current page."""
-        self._ticker.stop(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._ticker.running
 
     # -- doorbells ---------------------------------------------------------------------------
     def notify(self, endpoint: Endpoint, message: dict[str, Any]) -> bool:

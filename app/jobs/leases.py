@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 from app.infra.store import Job, JobState, Store
 from app.jobs.failures import is_shutdown
-from app.jobs.ticker import Ticker
+from app.jobs.ticker import RunsOnTicker, Ticker
 from app.settings import SettingError
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def owner_prefix(pid: int) -> str:
     return f"{socket.gethostname()}:{pid}:"
 
 
-class LeaseKeeper:
+class LeaseKeeper(RunsOnTicker):
     """Per worker process: renews the leases of work in progress, takes over work whose lease
     ran out (a dead worker, a retry that is due), and purges old finished jobs."""
 
@@ -100,17 +100,6 @@ class LeaseKeeper:
             if renewer is not None:
                 renewer.stop()
             self.release(key)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._ticker.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._ticker.stop(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._ticker.running
 
     def _tick(self) -> None:
         now = self.clock()

@@ -57,3 +57,19 @@ class Ticker:
                     raise
                 log.exception("%s: iteration failed; continuing", self.name)
             self.stopping.wait(self.interval)
+
+
+class RunsOnTicker:
+    """Start, stop and ``running`` for a class whose background work is its ``_ticker``."""
+
+    _ticker: Ticker
+
+    def start(self) -> None:
+        self._ticker.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._ticker.stop(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._ticker.running
