@@ -15,7 +15,12 @@ from typing import Any
 
 import requests
 
-from app.devtools.simulator import SimulationError, Transport, requests_transport
+from app.devtools.simulator import (
+    SimulationError,
+    Transport,
+    requests_transport,
+    signed_query,
+)
 from app.wecom import MessageCrypto, compute_signature
 
 
@@ -58,10 +63,7 @@ class BotSimulator:
         self.response_url = response_url
 
     def _query(self, encrypted: str) -> dict[str, str]:
-        timestamp = str(int(time.time()))
-        nonce = str(secrets.randbelow(10**10))
-        signature = compute_signature(self.token, timestamp, nonce, encrypted)
-        return {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
+        return signed_query(self.token, encrypted)
 
     def verify_url(self) -> str:
         plain = str(secrets.randbelow(10**19))

@@ -51,6 +51,14 @@ def requests_transport(
     return send
 
 
+def signed_query(token: str, encrypted: str) -> dict[str, str]:
+    """The query WeCom signs a callback with: now, a fresh nonce, and the signature."""
+    timestamp = str(int(time.time()))
+    nonce = str(secrets.randbelow(10**10))
+    signature = compute_signature(token, timestamp, nonce, encrypted)
+    return {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
+
+
 def build_message_xml(fields: dict[str, Any]) -> str:
     """A plaintext callback message; nested dicts and lists become nested elements."""
     return xmltodict.unparse({"xml": fields}, full_document=False)
@@ -77,10 +85,7 @@ class Simulator:
         self.transport = transport or requests_transport()
 
     def _signed_query(self, encrypted: str) -> dict[str, str]:
-        timestamp = str(int(time.time()))
-        nonce = str(secrets.randbelow(10**10))
-        signature = compute_signature(self.token, timestamp, nonce, encrypted)
-        return {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
+        return signed_query(self.token, encrypted)
 
     def verify_url(self) -> str:
         """Send the admin console's verification GET; return the echo after checking it."""
