@@ -29,6 +29,7 @@ from app.jobs.failures import describe, is_shutdown
 from app.jobs.leases import LeaseKeeper
 from app.jobs.outbox import Outbox
 from app.routing.endpoints import Endpoint
+from app.routing.time_limit import gevent_patched
 from app.wecom import Reply, dedup_key
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,18 @@ class _Run:
     deferred: bool = False
     reply: Reply | None = None
     error: str | None = None
+
+
+def start_handler(target: Callable[..., None], *args: Any) -> None:
+    """Run ``target(*args)`` beside the request: a greenlet where gevent runs the process (a
+    fifth of the cost of gevent's patched ``threading.Thread``, which makes a greenlet too and
+    registers a thread object for it), a daemon thread under a threaded server (``flask run``)."""
+    if gevent_patched():
+        import gevent
+
+        gevent.spawn(target, *args)
+    else:
+        threading.Thread(target=target, args=args, daemon=True, name="wecom-handler").start()
 
 
 class DeadlineResponder:
@@ -111,12 +124,7 @@ class DeadlineResponder:
         run = _Run()
         self._runs_here[key] = run
         self.loop.hold(key)
-        threading.Thread(
-            target=self._execute,
-            args=(key, endpoint, message, run),
-            daemon=True,
-            name=f"wecom-handler-{key}",
-        ).start()
+        start_handler(self._execute, key, endpoint, message, run)
         run.done.wait(self.remaining(received_at))
         with run.lock:
             run.deferred = not run.finished

@@ -66,6 +66,10 @@ class JobEngine:
         self.leases.start()
         self.puller.start()
 
+    @property
+    def running(self) -> bool:
+        return self.leases.running and self.puller.running
+
     def stop(self) -> None:
         self.leases.stop()
         self.puller.stop()

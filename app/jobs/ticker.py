@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -29,6 +30,10 @@ class Ticker:
         self.stopping = stopping if stopping is not None else threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        #: True from start until the loop ends: read on every request, so a plain attribute
+        #: rather than ``Thread.is_alive`` (a lock acquisition under gevent).
+        self._alive = False
+        self._alive_pid = 0  # a forked child inherits the flag, not the thread
 
     def start(self) -> None:
         """Start the thread unless it runs already; safe to call from many requests at once."""
@@ -37,7 +42,12 @@ class Ticker:
                 return
             self.stopping.clear()
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+            self._alive, self._alive_pid = True, os.getpid()
+            try:
+                self._thread.start()
+            except BaseException:
+                self._alive = False
+                raise
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
@@ -46,17 +56,20 @@ class Ticker:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._alive and self._alive_pid == os.getpid()
 
     def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.tick()
-            except BaseException as exc:  # the loop outlives anything a tick raises
-                if is_shutdown(exc):
-                    raise
-                log.exception("%s: iteration failed; continuing", self.name)
-            self.stopping.wait(self.interval)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.tick()
+                except BaseException as exc:  # the loop outlives anything a tick raises
+                    if is_shutdown(exc):
+                        raise
+                    log.exception("%s: iteration failed; continuing", self.name)
+                self.stopping.wait(self.interval)
+        finally:
+            self._alive = False
 
 
 class RunsOnTicker:

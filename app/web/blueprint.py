@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
 
 from app.infra.metrics import CallbackNote, begin_callback, end_callback, note_refused
 from app.jobs.kf_puller import is_doorbell
@@ -55,30 +56,31 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
 
     @blueprint.post(path, endpoint="receive")
     def receive() -> Response:
+        # The proxies resolved once: each use of ``request`` or ``current_app`` is a lookup.
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]
         service = current_app.extensions["wecom"]
-        kind = service.endpoints[endpoint_name].settings.kind
-        received_at = arrival_time(request.environ, _trusted(service.settings.trusted_proxies))
-        note = CallbackNote(endpoint_name, kind, received_at=received_at)
+        endpoint = service.endpoints[endpoint_name]
+        received_at = arrival_time(req.environ, _trusted(service.settings.trusted_proxies))
+        note = CallbackNote(endpoint_name, endpoint.settings.kind, received_at=received_at)
         token = begin_callback(note)
         try:
-            response = _receive(note)
+            response = _receive(req, service, endpoint, note)
         finally:
             end_callback(token)
         try:
-            callback_log.finish(note, response.status_code)
+            callback_log.finish(note, response.status_code, req.remote_addr)
         except Exception:  # observing a callback must never cost its answer
             log.exception("could not record a callback on endpoint %s", endpoint_name)
         return response
 
-    def _receive(note: CallbackNote) -> Response:
-        service = current_app.extensions["wecom"]
+    def _receive(req: Request, service: Any, endpoint: Any, note: CallbackNote) -> Response:
         settings = service.settings
-        received_at = note.received_at
-        missing = missing_args(SIGNED_ARGS)
+        args = req.args
+        missing = missing_args(SIGNED_ARGS, args)
         if missing:
             return _reject(400, f"missing query parameters: {', '.join(missing)}")
         if settings.timestamp_window:
-            skew = timestamp_skew(request.args["timestamp"], time.time())
+            skew = timestamp_skew(args["timestamp"], time.time())
             if skew is None:
                 return _reject(400, "timestamp is not a Unix time in seconds")
             if abs(skew) > settings.timestamp_window:
@@ -88,7 +90,7 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
                     f"{settings.timestamp_window} s window (WECOM_TIMESTAMP_WINDOW)",
                 )
         try:
-            body = read_body(request.environ, settings.max_body)
+            body = read_body(req.environ, settings.max_body)
         except BodyTooLarge:
             response = _reject(413, f"body larger than {settings.max_body} bytes (WECOM_MAX_BODY)")
             response.headers["Connection"] = "close"  # the rest of the body was not read
@@ -103,24 +105,20 @@ def callback_blueprint(endpoint_name: str, path: str) -> Blueprint:
             return response
         if not body:
             return _reject(400, "empty body")
-        endpoint = service.endpoints[endpoint_name]
         try:
             plain = endpoint.crypto.decrypt_callback(
-                body,
-                request.args["msg_signature"],
-                request.args["timestamp"],
-                request.args["nonce"],
+                body, args["msg_signature"], args["timestamp"], args["nonce"]
             )
             message = parse_message(plain)
         except WeComError as exc:
             return _reject(min(exc.http_status, 499), exc.detail, exc.code)
         except Exception as exc:  # no input may give a 500: whatever the parsers missed
             return _reject(400, f"malformed body ({type(exc).__name__})")
-        callback_log.describe(note, message, service.settings.console_show_content)
+        callback_log.describe(note, message, settings.console_show_content)
         if is_doorbell(message):
             note.outcome = "doorbell"
         try:
-            reply_xml = service.engine.respond(endpoint, message, received_at)
+            reply_xml = service.engine.respond(endpoint, message, note.received_at)
         except Exception:
             # The store could not record the message: not accepted, so WeCom must retry it.
             log.exception("could not accept a callback on endpoint %s", endpoint_name)

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 
 from app.infra.metrics import ANSWER_SECONDS, CALLBACKS, CallbackNote, msgtype_label
 
@@ -55,7 +55,7 @@ def describe(note: CallbackNote, message: dict[str, Any], show_content: bool) ->
         note.content = message["Content"][:CONTENT_CHARS]
 
 
-def finish(note: CallbackNote, status: int) -> None:
+def finish(note: CallbackNote, status: int, remote_addr: str | None = None) -> None:
     """Count the callback, log its line, and hand it to the console's recorder (if any)."""
     elapsed = time.monotonic() - note.received_at
     if status >= 500 and note.outcome != "refused":
@@ -83,8 +83,8 @@ def finish(note: CallbackNote, status: int) -> None:
             note.reason,
             note.detail,
             ms,
-            request.remote_addr,
-            extra={**fields, "reason": note.reason, "remote": request.remote_addr},
+            remote_addr,
+            extra={**fields, "reason": note.reason, "remote": remote_addr},
         )
     else:
         log.info(

@@ -93,7 +93,11 @@ class WeComService:
 
     def start_background(self) -> None:
         """Start this process's lease keeper and kf sweep; a no-op when they run already, or
-        when the store cannot be opened yet (see :attr:`engine`)."""
+        when the store cannot be opened yet (see :attr:`engine`). Called before every request,
+        so the common case (started in this process) is two attribute reads."""
+        engine = self._engine
+        if engine is not None and self._engine_pid == os.getpid() and engine.running:
+            return
         try:
             engine = self.engine
         except Exception:

@@ -15,8 +15,11 @@ log = logging.getLogger("app.web.blueprint")
 SIGNED_ARGS = ("msg_signature", "timestamp", "nonce")
 
 
-def missing_args(names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if not request.args.get(name)]
+def missing_args(names: tuple[str, ...], args: Any = None) -> list[str]:
+    """The names among ``names`` that the query (``args``, by default the request's) lacks."""
+    if args is None:
+        args = request.args
+    return [name for name in names if not args.get(name)]
 
 
 def rejected(status: int, reason: str, code: int | None = None) -> Response:

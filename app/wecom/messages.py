@@ -53,6 +53,17 @@ _ROOT_LISTS = tuple(sorted(child for parent, child in REPEATED if parent is None
 _LIST_NAMES = frozenset(child for _parent, child in REPEATED)
 
 
+_LIST_NAMES_BYTES = tuple(name.encode("ascii") for name in sorted(_LIST_NAMES))
+
+
+def _may_repeat(xml_text: str | bytes) -> bool:
+    """Whether any element name of REPEATED occurs in the text at all. Most messages (text,
+    image, most events) hold none: their parse can skip the per-element list check."""
+    if isinstance(xml_text, str):
+        return any(name in xml_text for name in _LIST_NAMES)
+    return any(name in xml_text for name in _LIST_NAMES_BYTES)
+
+
 def _force_list(ancestors: tuple[str, ...], name: str) -> bool:
     if not ancestors:  # the root element itself
         return False
@@ -76,7 +87,10 @@ def _fill_empty_containers(node: dict[str, Any]) -> None:
 def parse_message(xml_text: str | bytes) -> dict[str, Any]:
     """Parse a decrypted message or event. Raises MessageError for unsafe or broken XML."""
     message = parse_xml(
-        xml_text, force_list=_force_list, list_names=_LIST_NAMES, error=MessageError
+        xml_text,
+        force_list=_force_list if _may_repeat(xml_text) else None,
+        list_names=_LIST_NAMES,
+        error=MessageError,
     )
     _fill_empty_containers(message)  # depth is bounded by parse_xml's max_depth
     if message.get("Event") == "kf_account_auth_change":

@@ -36,6 +36,12 @@ def _refuse(what: str) -> Callable[..., Any]:
     return handler
 
 
+_REFUSE_DOCTYPE = _refuse("a DOCTYPE declaration")
+_REFUSE_ENTITY = _refuse("an entity declaration")
+_REFUSE_NOTATION = _refuse("a notation declaration")
+_REFUSE_EXTERNAL = _refuse("an external entity")
+
+
 class _DepthLimitedParser:
     """Wraps an expat parser so the element handlers xmltodict installs also count depth."""
 
@@ -75,20 +81,32 @@ class _DepthLimitedParser:
 class _HardenedExpat:
     """Stands in for the ``expat`` module passed to ``xmltodict.parse(expat=...)``."""
 
-    def __init__(self, max_depth: int) -> None:
+    def __init__(self, max_depth: int, count_depth: bool = True) -> None:
         self.max_depth = max_depth
+        self.count_depth = count_depth
 
     def ParserCreate(  # the name xmltodict calls
         self, encoding: str | None = None, namespace_separator: str | None = None
-    ) -> _DepthLimitedParser:
+    ) -> Any:
         parser = expat.ParserCreate(encoding, namespace_separator)
         parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        parser.StartDoctypeDeclHandler = _refuse("a DOCTYPE declaration")
-        parser.EntityDeclHandler = _refuse("an entity declaration")
-        parser.UnparsedEntityDeclHandler = _refuse("an entity declaration")
-        parser.NotationDeclHandler = _refuse("a notation declaration")
-        parser.ExternalEntityRefHandler = _refuse("an external entity")
+        parser.StartDoctypeDeclHandler = _REFUSE_DOCTYPE
+        parser.EntityDeclHandler = _REFUSE_ENTITY
+        parser.UnparsedEntityDeclHandler = _REFUSE_ENTITY
+        parser.NotationDeclHandler = _REFUSE_NOTATION
+        parser.ExternalEntityRefHandler = _REFUSE_EXTERNAL
+        if not self.count_depth:
+            return parser
         return _DepthLimitedParser(parser, self.max_depth)
+
+
+def _start_tags_at_most(raw: bytes, limit: int) -> bool:
+    """True when ``raw`` cannot hold more than ``limit`` start tags, so no element can be nested
+    deeper than that: every start tag begins with ``<`` not followed by ``/``, ``!`` or ``?``.
+    Three byte counts cost far less than counting depth in a Python callback per element, which
+    a typical message (a dozen elements) never needs."""
+    tags = raw.count(b"<") - raw.count(b"</") - raw.count(b"<!") - raw.count(b"<?")
+    return tags <= limit
 
 
 def _postprocess(error: type[WeComError]) -> Callable[[Any, str, Any], tuple[str, Any] | None]:
@@ -142,7 +160,7 @@ def parse_xml(
         document = xmltodict.parse(
             raw,
             encoding="utf-8",
-            expat=_HardenedExpat(max_depth),
+            expat=_HardenedExpat(max_depth, not _start_tags_at_most(raw, max_depth)),
             disable_entities=True,
             xml_attribs=False,
             strip_whitespace=False,
