@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import sqlite3
 import sys
 import tempfile
 import time
@@ -58,17 +56,20 @@ from .common import (
 from .fake_wecom import FakeWeComProcess
 from .loadgen import LoadResult, run_load
 from .pool import CallbackFactory
+from .service_records import (
+    active_jobs,
+    callback_lines,
+    cpu_usage,
+    jobs_by_owner_pid,
+    wait_for_workers,
+    warning_counts,
+)
 from .workers import ProcessWatch, open_files_limit, raise_open_files
 
 WECOM_BUDGET = 5.0  # WeCom gives up on an answer after 5 s (and retries the callback)
 REPLY_DEADLINE = 4.0  # the service's WECOM_REPLY_DEADLINE default, which the bench keeps
 BURST_TIMEOUT = 30.0
 SETTLE_POLL = 0.25
-ACTIVE_STATES = ("running", "deferred", "outbox")
-# The service's line per answered callback (app/web/callback_log.py), text log format.
-CALLBACK_LINE = re.compile(
-    r"\[(\d+)\] INFO app\.callbacks: callback \S+ \S+ MsgId=(\d+) (\S+) ([\d.]+) ms"
-)
 
 
 def log(text: str) -> None:
@@ -108,10 +109,14 @@ class Burst:
     nofile_generator: int = 0
     nofile_workers: list[int | None] = field(default_factory=list)
     cpu_seconds: float = float("nan")  # the server's CPU from the burst to settling
+    # CPU seconds from the burst to its last HTTP answer: wall time, the service, this process
+    # (the generator), the fake, and every CPU of the machine busy (the rest: other processes)
+    http_cpu: dict[str, float] = field(default_factory=dict)
     # From the service's line per callback: which worker answered, and its own timing
     answered_by: Counter[int] = field(default_factory=Counter)  # pid -> callbacks
     outcomes: Counter[str] = field(default_factory=Counter)
     app_seconds: list[float] = field(default_factory=list)  # as the service timed the answer
+    app_seconds_by_worker: dict[int, list[float]] = field(default_factory=dict)
     outside_seconds: list[float] = field(default_factory=list)  # latency less the service's
     notes: list[str] = field(default_factory=list)
     trouble: list[str] = field(default_factory=list)
@@ -136,55 +141,6 @@ class Burst:
 def _expected(handler_seconds: float, content: str) -> str:
     # What bench/slow_handlers.py answers; kept in step with it.
     return f"慢速回答({handler_seconds:g} 秒):{content}"
-
-
-def _wait_for_workers(server, workers: int, store: Path, timeout: float = 30.0) -> list[int]:
-    """The worker pids once ``workers`` of them have opened the store (their app is built and
-    they are about to accept), so that none misses the burst while it boots."""
-    give_up = time.monotonic() + timeout
-    while True:
-        pids = server.workers
-        ready = [pid for pid in pids if _has_open(pid, store)]
-        if len(ready) >= workers or time.monotonic() >= give_up:
-            return sorted(ready or pids)
-        time.sleep(0.1)
-
-
-def _has_open(pid: int, path: Path) -> bool:
-    with contextlib.suppress(OSError):
-        for entry in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                if os.readlink(entry) == str(path.resolve()):
-                    return True
-    return False
-
-
-def _read_store(store: Path, sql: str) -> list[tuple]:
-    """Rows of a read-only query (WAL: it never blocks the workers' writes); [] on errors."""
-    if not store.exists():
-        return []
-    uri = f"file:{store.resolve()}?mode=ro"
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2)) as conn:
-            return conn.execute(sql).fetchall()
-    except sqlite3.Error:
-        return []
-
-
-def _active_jobs(store: Path) -> int | None:
-    marks = ",".join(f"'{state}'" for state in ACTIVE_STATES)
-    rows = _read_store(store, f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})")
-    return int(rows[0][0]) if rows else None
-
-
-def _jobs_by_worker(store: Path) -> dict[int, int]:
-    """Jobs per owner process: an owner id is ``host:pid:random`` (app/jobs/leases.py)."""
-    counts: Counter[int] = Counter()
-    for owner, count in _read_store(store, "SELECT owner, COUNT(*) FROM jobs GROUP BY owner"):
-        parts = str(owner or "").split(":")
-        if len(parts) >= 2 and parts[1].isdigit():
-            counts[int(parts[1])] += int(count)
-    return dict(counts)
 
 
 def _check_answers(burst: Burst, contents: dict[str, str]) -> set[str]:
@@ -229,11 +185,11 @@ def _settle(
             if sent < burst.empty:  # the store is read only once the sends look complete
                 time.sleep(SETTLE_POLL)
                 continue
-        if _active_jobs(store) == 0:
+        if active_jobs(store) == 0:
             burst.settled_after = time.time() - burst_wall
             return
         time.sleep(SETTLE_POLL)
-    active = _active_jobs(store)
+    active = active_jobs(store)
     burst.notes.append(f"{active} jobs still active {wait:g} s after the burst: gave up waiting")
 
 
@@ -266,32 +222,20 @@ def _read_sends(
         )
 
 
-def _read_callback_lines(burst: Burst, output: str, msg_ids: list[str]) -> None:
+def _match_callback_lines(burst: Burst, output: str, msg_ids: list[str]) -> None:
     """Match the service's line per callback to the latency the generator saw: the difference
     is the time outside the service's own clock (queued before the app was entered, and the
     answer's way back)."""
-    lines = {}
-    for match in CALLBACK_LINE.finditer(output):
-        pid, msg_id, outcome, ms = match.groups()
-        lines[msg_id] = (int(pid), outcome, float(ms) / 1000)
-        burst.answered_by[int(pid)] += 1
-        burst.outcomes[outcome] += 1
+    lines = callback_lines(output)
+    for line in lines.values():
+        burst.answered_by[line.pid] += 1
+        burst.outcomes[line.outcome] += 1
+        burst.app_seconds_by_worker.setdefault(line.pid, []).append(line.seconds)
     for sample in burst.load.samples if burst.load else []:
-        line = lines.get(msg_ids[sample.request]) if 0 <= sample.request < len(msg_ids) else None
-        if line is not None:
-            burst.app_seconds.append(line[2])
-            burst.outside_seconds.append(sample.latency - line[2])
-
-
-def _log_warnings(output: str) -> Counter[str]:
-    """WARNING lines of the server log, counted by their text with numbers and keys blanked."""
-    counts: Counter[str] = Counter()
-    for line in output.splitlines():
-        at = line.find("WARNING")
-        if at >= 0:
-            text = line[at:]
-            counts["".join("#" if ch.isdigit() else ch for ch in text)[:150]] += 1
-    return counts
+        msg_id = msg_ids[sample.request] if 0 <= sample.request < len(msg_ids) else ""
+        if msg_id in lines:
+            burst.app_seconds.append(lines[msg_id].seconds)
+            burst.outside_seconds.append(sample.latency - lines[msg_id].seconds)
 
 
 def run_burst(burst: Burst, workdir: Path, fake: FakeWeComProcess | None, wait: float) -> None:
@@ -318,7 +262,7 @@ def run_burst(burst: Burst, workdir: Path, fake: FakeWeComProcess | None, wait: 
     watch: ProcessWatch | None = None
     try:
         server.start()
-        burst.worker_pids = _wait_for_workers(server, burst.workers, store)
+        burst.worker_pids = wait_for_workers(server, burst.workers, store)
         burst.nofile_workers = [open_files_limit(pid) for pid in burst.worker_pids]
         if fake is not None:
             fake.post("reset")
@@ -326,6 +270,8 @@ def run_burst(burst: Burst, workdir: Path, fake: FakeWeComProcess | None, wait: 
         pool = [c.raw_http(f"{HOST}:{server.port}") for c in callbacks]
         watch = ProcessWatch(burst.worker_pids).start()
         cpu_before = server.cpu_seconds()
+        fake_pids = [fake.process.pid] if fake is not None and fake.process else []
+        usage_before = cpu_usage(server, fake_pids)
         burst_wall = time.time()
         burst.load = run_load(
             HOST,
@@ -338,6 +284,9 @@ def run_burst(burst: Burst, workdir: Path, fake: FakeWeComProcess | None, wait: 
             keep_bodies=True,
         )
         burst.sent = burst.count - burst.load.unsent
+        burst.http_cpu = {
+            name: after - usage_before[name] for name, after in cpu_usage(server, fake_pids).items()
+        }
         passive = _check_answers(burst, contents)
         log(
             f"{burst.label}, {burst.handler_seconds:g} s handlers: {burst.within_budget}/"
@@ -357,11 +306,11 @@ def run_burst(burst: Burst, workdir: Path, fake: FakeWeComProcess | None, wait: 
             burst.fds_peak = watch.fds_peak
         server.stop()
         burst.trouble = server.trouble()
-        burst.warnings = _log_warnings(server.output())
-        _read_callback_lines(burst, server.output(), [c.msg_id for c in callbacks])
+        burst.warnings = warning_counts(server.output())
+        _match_callback_lines(burst, server.output(), [c.msg_id for c in callbacks])
         server.close()
     burst.jobs = job_states(store)
-    burst.jobs_by_worker = _jobs_by_worker(store)
+    burst.jobs_by_worker = jobs_by_owner_pid(store)
 
 
 def run_slow(

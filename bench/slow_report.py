@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .common import fmt_ms, median, percentile
 from .slow_callbacks import REPLY_DEADLINE, WECOM_BUDGET, Burst
 
@@ -97,6 +99,23 @@ def details(bursts: list[Burst]) -> list[str]:
                 f"{_spread(burst.app_seconds)}; the rest of each latency (queued before the "
                 f"app, the way back): {_spread(burst.outside_seconds)}; outcomes "
                 f"{dict(burst.outcomes)}"
+            )
+        if burst.app_seconds_by_worker:
+            lines.append(
+                "    the service's own timing per worker: "
+                + "; ".join(
+                    f"pid {pid}: {_spread(burst.app_seconds_by_worker.get(pid, []))}"
+                    for pid in burst.worker_pids
+                )
+            )
+        cpu = burst.http_cpu
+        if cpu.get("wall"):
+            others = cpu["machine"] - cpu["service"] - cpu["generator"] - cpu["fake"]
+            lines.append(
+                f"    CPU from the burst to its last answer ({cpu['wall']:.2f} s, "
+                f"{os.cpu_count()} CPUs): service {cpu['service']:.2f} s, generator "
+                f"{cpu['generator']:.2f} s, fake WeCom {cpu['fake']:.2f} s, other processes "
+                f"{max(others, 0.0):.2f} s"
             )
         if burst.fake:
             times = burst.delivery_times
