@@ -114,8 +114,8 @@ def details(bursts: list[Burst]) -> list[str]:
             lines.append(
                 f"    CPU from the burst to its last answer ({cpu['wall']:.2f} s, "
                 f"{os.cpu_count()} CPUs): service {cpu['service']:.2f} s, generator "
-                f"{cpu['generator']:.2f} s, fake WeCom {cpu['fake']:.2f} s, other processes "
-                f"{max(others, 0.0):.2f} s"
+                f"{cpu['generator']:.2f} s, fake WeCom {cpu['fake']:.2f} s, the rest of the "
+                f"machine (other processes, interrupts) {max(others, 0.0):.2f} s"
             )
         if burst.fake:
             times = burst.delivery_times
