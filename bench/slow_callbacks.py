@@ -97,6 +97,7 @@ class Burst:
     duplicates: int = 0  # sends beyond the first for one callback (MsgId)
     also_passive: int = 0  # callbacks answered passively that were also sent through the API
     wrong_sends: int = 0  # sends to a sender of the burst with a text not its own
+    sent_unanswered: int = 0  # callbacks with no good HTTP answer whose answer was sent
     gettoken_calls: int | None = None
     settled_after: float | None = None  # s after the burst until no job was left active
     # The store and the processes
@@ -143,35 +144,43 @@ def _expected(handler_seconds: float, content: str) -> str:
     return f"慢速回答({handler_seconds:g} 秒):{content}"
 
 
-def _check_answers(burst: Burst, contents: dict[str, str]) -> set[str]:
-    """Sort the HTTP answers; return the senders whose callback was answered passively."""
+def _check_answers(burst: Burst, senders: list[str], contents: dict[str, str]) -> dict[str, str]:
+    """Sort the HTTP answers; return how each callback (by its sender) was answered:
+    ``passive``, ``empty``, ``bad`` (a reply that does not open or says the wrong thing) or
+    ``failed`` (not a 200). Callbacks with a socket error are missing."""
     assert burst.load is not None
     opener = Simulator("http://unused/", TOKEN, AES_KEY, CORP_ID)
-    passive: set[str] = set()
+    answers: dict[str, str] = {}
     for sample in burst.load.samples:
+        sender = senders[sample.request] if 0 <= sample.request < len(senders) else "?"
         if sample.latency <= WECOM_BUDGET:
             burst.within_budget += 1
         if sample.status != 200:
             burst.non_200[sample.status] += 1
+            answers[sender] = "failed"
             continue
         if not sample.body:
             burst.empty += 1
             burst.empty_latencies.append(sample.latency)
+            answers[sender] = "empty"
             continue
         try:
             reply = opener.open_reply(sample.body)
         except (SimulationError, ValueError) as exc:
             log(f"bad passive reply: {exc}")
             reply = None
-        # The reply goes back to the member who wrote: that names the callback.
-        user = str((reply or {}).get("ToUserName", ""))
-        expected = _expected(burst.handler_seconds, contents.get(user, "?"))
-        if reply is not None and reply.get("Content") == expected:
+        # The reply goes back to the member who wrote, and says what the handler answers.
+        expected = _expected(burst.handler_seconds, contents[sender])
+        if reply is not None and (reply.get("ToUserName"), reply.get("Content")) == (
+            sender,
+            expected,
+        ):
             burst.replies_ok += 1
-            passive.add(user)
+            answers[sender] = "passive"
         else:
             burst.replies_bad += 1
-    return passive
+            answers[sender] = "bad"
+    return answers
 
 
 def _settle(
@@ -194,7 +203,11 @@ def _settle(
 
 
 def _read_sends(
-    burst: Burst, fake: FakeWeComProcess, contents: dict[str, str], passive: set[str], wall: float
+    burst: Burst,
+    fake: FakeWeComProcess,
+    contents: dict[str, str],
+    answers: dict[str, str],
+    wall: float,
 ) -> None:
     """What reached message/send, per callback (each has its own sender)."""
     wanted = {user: _expected(burst.handler_seconds, text) for user, text in contents.items()}
@@ -208,11 +221,12 @@ def _read_sends(
             burst.wrong_sends += 1
             continue
         seen.setdefault(user, []).append(float(record["wall_time"]) - wall)
-    burst.also_passive = sum(1 for user in seen if user in passive)
-    late = {user: times for user, times in seen.items() if user not in passive}
+    late = {user: times for user, times in seen.items() if answers.get(user) == "empty"}
     burst.delivered = len(late)
-    burst.duplicates = sum(len(times) - 1 for times in seen.values())
     burst.delivery_times = sorted(min(times) for times in late.values())
+    burst.duplicates = sum(len(times) - 1 for times in seen.values())
+    burst.also_passive = sum(1 for user in seen if answers.get(user) == "passive")
+    burst.sent_unanswered = sum(1 for user in seen if answers.get(user) not in ("empty", "passive"))
     with contextlib.suppress(OSError, ValueError, KeyError):
         burst.gettoken_calls = int(fake.get("stats")["gettoken_calls"])
     if burst.delivered < burst.empty:
@@ -287,7 +301,8 @@ def run_burst(burst: Burst, workdir: Path, fake: FakeWeComProcess | None, wait: 
         burst.http_cpu = {
             name: after - usage_before[name] for name, after in cpu_usage(server, fake_pids).items()
         }
-        passive = _check_answers(burst, contents)
+        senders = [c.from_user for c in callbacks]
+        answers = _check_answers(burst, senders, contents)
         log(
             f"{burst.label}, {burst.handler_seconds:g} s handlers: {burst.within_budget}/"
             f"{burst.count} answered within {WECOM_BUDGET:g} s, p50 {fmt_ms(burst.pct(50))} ms, "
@@ -296,7 +311,7 @@ def run_burst(burst: Burst, workdir: Path, fake: FakeWeComProcess | None, wait: 
         _settle(burst, store, fake, burst_wall, wait)
         burst.cpu_seconds = server.cpu_seconds() - cpu_before
         if fake is not None:
-            _read_sends(burst, fake, contents, passive, burst_wall)
+            _read_sends(burst, fake, contents, answers, burst_wall)
         elif burst.empty:
             burst.notes.append("no fake WeCom API in the tree: late answers not measured")
     finally:

@@ -129,7 +129,8 @@ def details(bursts: list[Burst]) -> list[str]:
                 f"    message/send: {burst.delivered} of the {burst.empty} answered empty "
                 f"({when}); "
                 f"duplicates {burst.duplicates}; also answered passively {burst.also_passive}; "
-                f"wrong text {burst.wrong_sends}; gettoken calls {burst.gettoken_calls}"
+                f"wrong text {burst.wrong_sends}; sent for callbacks without a good HTTP answer "
+                f"{burst.sent_unanswered}; gettoken calls {burst.gettoken_calls}"
             )
         if burst.settled_after is not None:
             lines.append(
