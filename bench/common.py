@@ -77,8 +77,9 @@ def median(values: Iterable[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def pinned(command: list[str], cpu: int | None) -> list[str]:
-    """``command`` run on one CPU (``taskset``), or as it is when taskset is missing.
+def pinned(command: list[str], cpu: int | str | None) -> list[str]:
+    """``command`` run on ``cpu`` (a CPU, or a taskset list such as ``0,1``), or as it is when
+    taskset is missing.
 
     With ``BENCH_NICE`` (e.g. ``-10``, as root), the measured processes also run at that
     priority, so that other work on a shared machine disturbs the figures less.
@@ -275,7 +276,7 @@ def service_server(
     *,
     workers: int = 1,
     extra_env: Mapping[str, str] | None = None,
-    cpu: int | None = None,
+    cpu: int | str | None = None,
 ) -> Server:
     """The callback service as deployed: ``gunicorn -c gunicorn.conf.py wsgi:app``.
 

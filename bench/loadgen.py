@@ -28,6 +28,7 @@ from gevent import socket as gsocket
 from gevent.event import Event
 
 from .common import median, percentile
+from .workers import raise_open_files
 
 
 class ConnectionClosed(Exception):
@@ -42,6 +43,7 @@ class Sample:
     status: int
     body_len: int
     body: bytes | None = None  # kept only with keep_bodies
+    request: int = -1  # the request's index in the pool
 
 
 @dataclass
@@ -53,6 +55,7 @@ class LoadResult:
     unsent: int = 0  # requests of the pool never sent
     pool_exhausted: bool = False
     per_connection: list[int] = field(default_factory=list)  # answers per connection
+    open_seconds: float = 0.0  # from the start to every connection open (or the wait's end)
 
     @property
     def latencies(self) -> list[float]:
@@ -60,6 +63,12 @@ class LoadResult:
 
     def pct(self, p: float) -> float:
         return percentile(self.latencies, p)
+
+    @property
+    def send_spread(self) -> float:
+        """Seconds between the first and the last request sent (of those answered)."""
+        sent = [s.sent_at for s in self.samples]
+        return max(sent) - min(sent) if sent else float("nan")
 
     @property
     def throughput(self) -> float:
@@ -161,7 +170,9 @@ def run_load(
 
     All connections are opened first, then released together. Bounded by ``len(pool)``
     requests and by ``duration`` seconds of sending (a request in flight gets ``timeout`` more).
+    The soft open-files limit of this process is raised to fit the connections when it can be.
     """
+    raise_open_files(connections + 64)
     start = Event()
     result = LoadResult(connections=connections, duration=0.0)
     result.per_connection = [0] * connections
@@ -197,6 +208,7 @@ def run_load(
             if cursor >= len(pool):
                 result.pool_exhausted = True
                 break
+            request_index = cursor
             request = pool[cursor]
             cursor += 1
             sent_here += 1
@@ -226,6 +238,7 @@ def run_load(
                     status=status,
                     body_len=len(body),
                     body=body if keep_bodies else None,
+                    request=request_index,
                 )
             )
             result.per_connection[index] += 1
@@ -234,6 +247,7 @@ def run_load(
                 sock = reader = None
         close(sock)
 
+    opening = time.perf_counter()
     greenlets = [gevent.spawn(connection, index) for index in range(connections)]
     gevent.sleep(0)
     # Let every connection open (bounded), then release them all at once.
@@ -241,6 +255,7 @@ def run_load(
     while time.monotonic() < opened_by and ready < connections:
         gevent.sleep(0.01)
     began = time.perf_counter()
+    result.open_seconds = began - opening
     stop_at = began + duration
     start.set()
     gevent.joinall(greenlets, timeout=duration + timeout + 5)

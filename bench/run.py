@@ -3,8 +3,8 @@
 1. Scenario A (bench/plain_callbacks.py): the service and the two references side by side on one
    request set: req/s, p50/p99, server CPU per callback, ratios, correctness sampler, fairness.
 2. Memory (bench/memory.py): one worker with 1,000 slow callbacks open.
-3. Scenario B (bench/slow_callbacks.py): bursts of slow handlers, late delivery through the fake
-   WeCom API (``BENCH_SLOW=0`` skips it).
+3. Scenario B (bench/slow_callbacks.py): bursts of 1,000 slow callbacks on 2 workers, late
+   delivery through the fake WeCom API (``BENCH_SLOW=0`` skips it).
 
 The bench-only packages (bench/requirements.txt: FastAPI, uvicorn, py-spy) are installed into this
 interpreter first when they are missing; wrk comes from the system (``apt-get install -y wrk``).
@@ -37,7 +37,7 @@ def install_bench_requirements() -> None:
 
 
 def main() -> int:
-    from . import memory, plain_callbacks, slow_callbacks
+    from . import memory, plain_callbacks, slow_callbacks, slow_report
     from .wrkrun import wrk_path
 
     install_bench_requirements()
@@ -61,29 +61,10 @@ def main() -> int:
     print("\nMemory per worker:")
     print("\n".join(f"  {figures.describe()}" for figures in memories))
     if slow:
-        print("\nScenario B, slow handlers:")
-        plain_callbacks.print_rows(slow_callbacks.table(slow), SLOW_COLUMNS)
-        print("\n".join(slow_callbacks.ratios(slow)))
-        print("\n".join(slow_callbacks.details(slow)))
+        print("\nScenario B, slow handlers at scale:")
+        slow_report.print_report(slow)
     print(f"\nWhole benchmark: {time.monotonic() - started:.0f} s")
     return 0
-
-
-SLOW_COLUMNS = ("scenario", "server", "answers", "p50 ms", "p99 ms", "max ms", "<=5 s", "errors")
-SLOW_COLUMNS += ("notes",)
-
-
-def print_scenario(
-    name: str, rows: list[dict[str, str]], sections: list[tuple[str, list[str]]], started: float
-) -> None:
-    """One scenario run on its own (bench/slow_callbacks.py): its table, blocks, duration."""
-    from .plain_callbacks import print_rows
-
-    print_rows(rows, SLOW_COLUMNS)
-    for title, lines in sections:
-        print(f"\n{title}")
-        print("\n".join(lines))
-    print(f"\n({name} took {time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":

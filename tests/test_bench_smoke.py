@@ -5,6 +5,10 @@ reply from a wrong one."""
 from __future__ import annotations
 
 import importlib
+import io
+import logging
+import os
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from app.wecom import CallbackCrypto, parse_message
 from bench.common import AES_KEY, CORP_ID, TOKEN
 from bench.pool import CallbackFactory, write_wrk_pool
 from bench.sampler import check_files, check_replies, read_samples
+from bench.service_records import callback_lines
 
 MODULES = [
     "bench.common",
@@ -24,6 +29,10 @@ MODULES = [
     "bench.plain_callbacks",
     "bench.slow_callbacks",
     "bench.memory",
+    "bench.fake_wecom",
+    "bench.slow_report",
+    "bench.workers",
+    "bench.service_records",
     "bench.profile",
     "bench.protocol_timeit",
     "bench.echo_handlers",
@@ -100,3 +109,33 @@ def test_the_sampler_accepts_an_echo_and_flags_a_wrong_reply(tmp_path: Path) -> 
     assert read_samples(tmp_path / "sample.0") == [good]
     assert check_files(sample, expected).correct == 1
     assert not (tmp_path / "sample.0").exists()
+
+
+def test_scenario_b_reads_the_line_the_service_logs_per_callback() -> None:
+    """bench/service_records.py parses the real line of app/web/callback_log.py, as the service
+    formats it (app/web/logs.py), so a change of either shows here rather than as a figure
+    silently missing from scenario B."""
+    from flask import Flask
+
+    from app.infra.metrics import CallbackNote
+    from app.web.callback_log import finish
+    from app.web.logs import formatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter("text"))
+    logger = logging.getLogger("app.callbacks")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    note = CallbackNote("app", "app", received_at=time.monotonic() - 4.25)
+    note.msgtype, note.ident, note.outcome = "text", "MsgId=7000000000000000001", "deferred"
+    try:
+        with Flask(__name__).test_request_context("/"):
+            finish(note, 200)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    line = callback_lines(out.getvalue())["7000000000000000001"]
+    assert (line.pid, line.outcome) == (os.getpid(), "deferred")
+    assert line.seconds >= 4.25
