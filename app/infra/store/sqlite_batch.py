@@ -4,11 +4,14 @@ A write transaction costs far more than the statement inside it (taking the writ
 append, the commit), and a gevent worker has many callbacks writing at once. So the writes that
 are ready together run in one ``BEGIN IMMEDIATE … COMMIT``:
 
-* The first writer while no batch is open leads. It yields once (``gevent.sleep(0)``), so the
-  greenlets already ready to run add their writes too, then, under the store's process lock and
-  without yielding, it starts the transaction, runs up to :data:`MAX_BATCH` pending writes and
-  commits. The others wait on an event. Writes added while a batch runs go into the next one,
-  led by the first of them.
+* The first writer while no batch is open leads. It waits until the event loop has nothing
+  else to run (``gevent.idle()``), at most :data:`GATHER_SECONDS`, so that the greenlets that
+  are ready add their writes too; then, under the store's process lock and without yielding, it
+  starts the transaction, runs up to :data:`MAX_BATCH` pending writes and commits. The others
+  wait on an event. Writes beyond the cap, and those that come once the batch has run, go into
+  the next batch; when they are already waiting, the oldest leads it without another wait.
+  (One ``gevent.sleep(0)`` instead gathered about two writes a batch under load: most
+  greenlets become ready only after it; see bench/README.md.)
 * Each write runs inside its own SAVEPOINT: one that raises is rolled back to it, and its caller
   gets the exception; the others commit. A COMMIT that fails fails every write of its batch.
   No caller returns before the COMMIT holding its write succeeded (durability as before).
@@ -17,9 +20,10 @@ are ready together run in one ``BEGIN IMMEDIATE … COMMIT``:
   attempt the writes whose time ran out get StoreBusy; if the leader's own did, the next pending
   write leads on. A leader that is killed or times out while it waits hands on the lead too.
 
-All callers must be greenlets of the hub's thread (gevent's worker; real OS threads use the
-store's one-transaction-per-write path): between two yields nobody else touches the queue, so a
-write is either pending or finished whenever another greenlet looks.
+All callers must be greenlets of the hub's thread, as in gevent's worker (the store takes this
+path only where gevent patched ``threading``, so that its threads are greenlets): between two
+yields nobody else touches the queue, so a write is either pending or finished whenever another
+greenlet looks.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from .waiting import FIRST_PAUSE, LONGEST_PAUSE, gave_up, wait_deadline
 
 T = TypeVar("T")
 MAX_BATCH = 256  # writes per transaction: keeps each transaction (and the lock hold) short
+#: How long the first write of a batch waits, at most, for the event loop to run out of other
+#: work, so that the greenlets that are ready add their writes (measured in bench/README.md).
+GATHER_SECONDS = 0.01
 
 
 class _Write:
@@ -84,12 +91,13 @@ class GroupCommit:
         """``operation(conn)`` in a write transaction it may share; its result once committed."""
         write = _Write(operation, wait_deadline(self._busy_timeout))
         self._pending.append(write)
-        if self._leader is None:
+        opens_batch = self._leader is None
+        if opens_batch:
             self._leader = write
         try:
             while not write.finished:
                 if self._leader is write:
-                    self._lead(write)
+                    self._lead(write, gather=opens_batch)
                 else:
                     write.wake.wait()
                     write.wake.clear()
@@ -100,8 +108,10 @@ class GroupCommit:
             raise write.error
         return write.result  # type: ignore[no-any-return]
 
-    def _lead(self, own: _Write) -> None:
-        gevent.sleep(0)  # the greenlets ready now add their writes to this batch
+    def _lead(self, own: _Write, *, gather: bool) -> None:
+        if gather:  # the first write while no batch was open: let the others join it
+            with gevent.Timeout(GATHER_SECONDS, False):
+                gevent.idle()
         pause = FIRST_PAUSE
         try:
             while not own.finished:
