@@ -26,6 +26,7 @@ MODULES = [
     "bench.memory",
     "bench.profile",
     "bench.protocol_timeit",
+    "bench.store_group_commit",
     "bench.echo_handlers",
     "bench.run",
 ]
