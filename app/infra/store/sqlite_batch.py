@@ -33,7 +33,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import gevent
 from gevent.event import Event
@@ -106,7 +106,7 @@ class GroupCommit:
             raise
         if write.error is not None:
             raise write.error
-        return write.result  # type: ignore[no-any-return]
+        return cast(T, write.result)
 
     def _lead(self, own: _Write, *, gather: bool) -> None:
         if gather:  # the first write while no batch was open: let the others join it
@@ -138,7 +138,7 @@ class GroupCommit:
             del self._pending[: self._max_batch]
             try:
                 settled = self._execute(conn, batch)
-            except BaseException as exc:  # SAVEPOINT or RELEASE failed: no write of it stands
+            except BaseException as exc:  # a SAVEPOINT, RELEASE or ROLLBACK of the batch failed
                 if conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
