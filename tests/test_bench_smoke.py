@@ -35,6 +35,7 @@ MODULES = [
     "bench.service_records",
     "bench.profile",
     "bench.protocol_timeit",
+    "bench.store_group_commit",
     "bench.echo_handlers",
     "bench.run",
 ]

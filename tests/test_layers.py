@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     "app.wecom": 0,  # the protocol: no I/O
     "app.settings": 1,
     "app.infra.metrics": 1,  # metric definitions: every layer above records into them
+    "app.infra.greenlets": 1,  # "does gevent run this process?", for the store and above
     "app.infra": 2,
     "app.infra.store": 2,
     "app.infra.api": 3,  # the WeCom API client: its access_token lives in the store

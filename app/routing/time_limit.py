@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
+from app.infra.greenlets import gevent_patched
 from app.routing.rules import Message
+
+__all__ = ["HandlerTimeout", "dispatch_with_time_limit", "gevent_patched"]
 
 
 class HandlerTimeout(Exception):
@@ -25,9 +27,3 @@ def dispatch_with_time_limit(
 
     with gevent.Timeout(seconds, HandlerTimeout(f"handler still running after {seconds:g} s")):
         return dispatch(message)
-
-
-def gevent_patched() -> bool:
-    """True in a gunicorn gevent worker (or any process whose threading gevent patched)."""
-    monkey = sys.modules.get("gevent.monkey")
-    return bool(monkey and monkey.is_module_patched("threading"))

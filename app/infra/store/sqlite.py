@@ -2,13 +2,16 @@
 
 Concurrency design:
 
-* Across processes, SQLite's own file locking does the work. Every write is one short
+* Across processes, SQLite's own file locking does the work. Every write runs in a short
   ``BEGIN IMMEDIATE`` transaction: it takes the database's single write lock before reading, so a
   read-then-write (the claim of expired jobs, the existing-job lookup of a claim) sees the latest
-  data and no other process can write in between. A process that finds the lock taken waits for
-  it in short sleeps (:mod:`.waiting`), never inside SQLite: SQLite's own ``busy_timeout`` would
-  block the whole gevent worker, every request and ``/healthz`` with it, for as long as another
-  process holds the lock. No transaction is ever held across a handler call.
+  data and no other process can write in between. Under gevent, the short writes greenlets make
+  at the same moment share one transaction, each in its own savepoint (group commit,
+  :mod:`.sqlite_batch`); elsewhere each write has its own. A process that finds the lock taken
+  waits for it in short sleeps (:mod:`.waiting`), never inside SQLite: SQLite's own
+  ``busy_timeout`` would block the whole gevent worker, every request and ``/healthz`` with it,
+  for as long as another process holds the lock. No transaction is ever held across a handler
+  call.
 * Within a process there is one connection, guarded by a lock, rather than one per
   thread/greenlet. Under the gevent worker all greenlets share one OS thread and a sqlite3 call
   never yields to the hub, so per-greenlet connections would buy no parallelism; they would cost a
@@ -34,88 +37,36 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .base import ACTIVE_STATES, FINAL_STATES, UNSET, Job, JobState, Store, Unset
+from ..greenlets import gevent_patched
+from .base import UNSET, Job, JobState, Store, Unset
 from .sqlite_file import FileWatch, create_private
+from .sqlite_schema import (
+    ACTIVE_SQL,
+    BATCH,
+    JOB_COLUMNS,
+    PURGEABLE_SQL,
+    SCHEMA,
+    SCHEMA_VERSION,
+    chunks,
+    job_from_row,
+    marks,
+)
 from .waiting import StoreBusy, Waiter, patience
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from .sqlite_batch import GroupCommit
+
+T = TypeVar("T")
+
 HEALTH_WAIT = 0.25  # seconds health() waits for the write lock before it says "busy"
-
-
-def _sql_list(states: Iterable[JobState]) -> str:
-    """Literal state lists: a partial index is only used when the query repeats its literals."""
-    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
-
-
-# Changing the job states changes the jobs_due index: bump SCHEMA_VERSION and rebuild it then.
-_ACTIVE_SQL = _sql_list(ACTIVE_STATES)
-_PURGEABLE_SQL = _sql_list(FINAL_STATES - {JobState.DEAD})
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS schema_version (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        version INTEGER NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS jobs (
-        key TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        state TEXT NOT NULL,
-        owner TEXT,
-        lease_until REAL NOT NULL,
-        reply TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    )""",
-    # claim_expired: a partial index holds only active jobs, already in claim order, so finding
-    # the due ones never walks the (many) finished jobs and needs no sort.
-    f"""CREATE INDEX IF NOT EXISTS jobs_due ON jobs (lease_until, key)
-        WHERE state IN {_ACTIVE_SQL}""",
-    # list_jobs, and purge_jobs by state and age.
-    "CREATE INDEX IF NOT EXISTS jobs_state_updated ON jobs (state, updated_at)",
-    """CREATE TABLE IF NOT EXISTS kv (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL,
-        expires_at REAL
-    )""",
-    """CREATE TABLE IF NOT EXISTS locks (
-        name TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        until REAL NOT NULL
-    )""",
-)
-
-_JOB_COLUMNS = (
-    "key, kind, payload, state, owner, lease_until, reply, attempts, last_error, "
-    "created_at, updated_at"
-)
-_BATCH = 500  # keys per statement (SQLite limits bound parameters) and rows per purge transaction
 
 # Connections inherited through fork(): never used or closed in the child, only kept from the
 # garbage collector, whose close could disturb the parent's locks.
 _INHERITED: list[sqlite3.Connection] = []
-
-
-def _job(row: Sequence[Any]) -> Job:
-    return Job(
-        key=row[0],
-        kind=row[1],
-        payload=row[2],
-        state=JobState(row[3]),
-        owner=row[4],
-        lease_until=row[5],
-        reply=row[6],
-        attempts=row[7],
-        last_error=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-    )
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -123,25 +74,21 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _BATCH):
-        yield items[start : start + _BATCH]
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
 class SqliteStore(Store):
     """A :class:`Store` on the SQLite file at ``path``, created with its directories if missing.
 
     ``busy_timeout`` is how many seconds an operation waits, at most, for another process's
     write before it raises :class:`~.waiting.StoreBusy` (:func:`~.waiting.patience` shortens it).
+    ``group_commit=False`` gives every write its own transaction under gevent too (the bench).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, group_commit: bool = True
+    ) -> None:
         self.path = Path(path)
         self._busy_timeout = busy_timeout
+        self._group_commit = group_commit
+        self._group: GroupCommit | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._conn: sqlite3.Connection | None = None
@@ -221,7 +168,7 @@ class SqliteStore(Store):
         return True
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
-        for statement in _SCHEMA:
+        for statement in SCHEMA:
             conn.execute(statement)
         row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
         if row is None:
@@ -281,6 +228,21 @@ class SqliteStore(Store):
             waiter = waiter or Waiter(self._busy_timeout, f"SQLite store {self.path}")
             waiter.pause()
 
+    def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """``operation(conn)`` in a write transaction: under gevent one it may share with the
+        other greenlets' writes (:mod:`.sqlite_batch`), else its own."""
+        self._leave_parent_connection()  # a child process starts its own batches
+        if self._group is not None or (self._group_commit and gevent_patched()):
+            if self._group is None:
+                from .sqlite_batch import GroupCommit  # imports gevent: only where it runs
+
+                self._group = GroupCommit(
+                    self._locked, self._begin, self._busy_timeout, f"SQLite store {self.path}"
+                )
+            return self._group.run(operation)
+        with self._transaction() as conn:
+            return operation(conn)
+
     def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
         """Rows of one read. In WAL mode a read rarely meets a lock (during recovery or a
         checkpoint of another process); then it waits like a write."""
@@ -312,6 +274,7 @@ class SqliteStore(Store):
         """After a fork: the parent's lock may be held, and its connection must not be used."""
         if self._pid != os.getpid():
             self._lock = threading.Lock()
+            self._group = None
             if self._conn is not None:
                 _INHERITED.append(self._conn)
             self._conn = None
@@ -329,23 +292,25 @@ class SqliteStore(Store):
     def claim_job(
         self, key: str, kind: str, payload: str, owner: str, lease_until: float, now: float
     ) -> tuple[bool, Job]:
-        with self._transaction() as conn:
+        def claim(conn: sqlite3.Connection) -> tuple[bool, Job]:
             rows = conn.execute(
                 f"""INSERT INTO jobs (key, kind, payload, state, owner, lease_until,
                                       attempts, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
                     ON CONFLICT (key) DO NOTHING
-                    RETURNING {_JOB_COLUMNS}""",
+                    RETURNING {JOB_COLUMNS}""",
                 (key, kind, payload, JobState.RUNNING.value, owner, lease_until, now, now),
             ).fetchall()
             if rows:
-                return True, _job(rows[0])
-            row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
-            return False, _job(row)
+                return True, job_from_row(rows[0])
+            row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+            return False, job_from_row(row)
+
+        return self._write(claim)
 
     def get_job(self, key: str) -> Job | None:
-        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,))
-        return _job(rows[0]) if rows else None
+        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE key = ?", (key,))
+        return job_from_row(rows[0]) if rows else None
 
     def update_job(
         self,
@@ -381,29 +346,31 @@ class SqliteStore(Store):
         assignments = ", ".join(f"{column} = ?" for column in changes)
         sql = (
             f"UPDATE jobs SET {assignments} "
-            f"WHERE key = ? AND state IN ({_marks(len(expect_states))})"
+            f"WHERE key = ? AND state IN ({marks(len(expect_states))})"
         )
         params: list[object] = [*changes.values(), key, *(JobState(s).value for s in expect_states)]
         if expect_owner is not None:
             sql += " AND owner = ?"
             params.append(expect_owner)
-        with self._transaction() as conn:
-            return conn.execute(sql, params).rowcount == 1
+        return self._write(lambda conn: conn.execute(sql, params).rowcount == 1)
 
     def renew_leases(self, owner: str, keys: list[str], lease_until: float) -> int:
         unique = list(dict.fromkeys(keys))
         if not unique:
             return 0
-        renewed = 0
-        with self._transaction() as conn:
-            for chunk in _chunks(unique):
-                renewed += conn.execute(
+
+        def renew(conn: sqlite3.Connection) -> int:
+            return sum(
+                conn.execute(
                     f"""UPDATE jobs SET lease_until = ?
-                        WHERE owner = ? AND state IN {_ACTIVE_SQL}
-                          AND key IN ({_marks(len(chunk))})""",
+                        WHERE owner = ? AND state IN {ACTIVE_SQL}
+                          AND key IN ({marks(len(chunk))})""",
                     (lease_until, owner, *chunk),
                 ).rowcount
-        return renewed
+                for chunk in chunks(unique)
+            )
+
+        return self._write(renew)
 
     def claim_expired(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
         if limit <= 0:
@@ -413,8 +380,8 @@ class SqliteStore(Store):
             # INDEXED BY: without statistics the planner would rather take jobs_state_updated
             # and sort every due job; jobs_due yields them in order and stops at ``limit``.
             rows = conn.execute(
-                f"""SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_due
-                    WHERE state IN {_ACTIVE_SQL} AND lease_until < ?
+                f"""SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_due
+                    WHERE state IN {ACTIVE_SQL} AND lease_until < ?
                     ORDER BY lease_until, key
                     LIMIT ?""",
                 (now, limit),
@@ -425,7 +392,7 @@ class SqliteStore(Store):
             )
         claimed = []
         for row in rows:
-            job = _job(row)
+            job = job_from_row(row)
             job.owner, job.lease_until, job.updated_at = owner, lease_until, now
             claimed.append(job)
         return claimed
@@ -436,7 +403,7 @@ class SqliteStore(Store):
         with self._transaction() as conn:
             return conn.execute(
                 f"""UPDATE jobs SET lease_until = ?
-                    WHERE state IN {_ACTIVE_SQL} AND lease_until > ?
+                    WHERE state IN {ACTIVE_SQL} AND lease_until > ?
                       AND substr(owner, 1, ?) = ?""",
                 (now, now, len(owner_prefix), owner_prefix),
             ).rowcount
@@ -445,11 +412,11 @@ class SqliteStore(Store):
         if limit <= 0:
             return []
         rows = self._read(
-            f"""SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ?
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?
                 ORDER BY updated_at, key LIMIT ?""",
             (JobState(state).value, limit),
         )
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def count_jobs(self, state: JobState, limit: int = 10_000) -> int:
         """Counted on the (state, updated_at) index, without loading the jobs (observability)."""
@@ -467,12 +434,12 @@ class SqliteStore(Store):
                 deleted = conn.execute(
                     f"""DELETE FROM jobs WHERE rowid IN (
                             SELECT rowid FROM jobs
-                            WHERE state IN {_PURGEABLE_SQL} AND updated_at < ?
+                            WHERE state IN {PURGEABLE_SQL} AND updated_at < ?
                             LIMIT ?)""",
-                    (finished_before, _BATCH),
+                    (finished_before, BATCH),
                 ).rowcount
             purged += deleted
-            if deleted < _BATCH:
+            if deleted < BATCH:
                 return purged
 
     # -- values -------------------------------------------------------------------------------
@@ -484,26 +451,22 @@ class SqliteStore(Store):
         return rows[0][0] if rows else None
 
     def set_value(self, key: str, value: str, expires_at: float | None = None) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                """INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?)
-                   ON CONFLICT (key) DO UPDATE
-                   SET value = excluded.value, expires_at = excluded.expires_at""",
-                (key, value, expires_at),
-            )
+        sql = """INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?)
+                 ON CONFLICT (key) DO UPDATE
+                 SET value = excluded.value, expires_at = excluded.expires_at"""
+        self._write(lambda conn: conn.execute(sql, (key, value, expires_at)).rowcount)
 
     def delete_value(self, key: str, if_value: str | None = None) -> bool:
-        with self._transaction() as conn:
-            if if_value is None:
-                cursor = conn.execute("DELETE FROM kv WHERE key = ?", (key,))
-            else:
-                cursor = conn.execute("DELETE FROM kv WHERE key = ? AND value = ?", (key, if_value))
-            return cursor.rowcount == 1
+        if if_value is None:
+            sql, params = "DELETE FROM kv WHERE key = ?", (key,)
+        else:
+            sql, params = "DELETE FROM kv WHERE key = ? AND value = ?", (key, if_value)
+        return self._write(lambda conn: conn.execute(sql, params).rowcount == 1)
 
     def set_value_if_locked(
         self, key: str, value: str, lock_name: str, owner: str, now: float
     ) -> bool:
-        with self._transaction() as conn:  # the write lock from BEGIN: check and write as one
+        def set_if_held(conn: sqlite3.Connection) -> bool:  # under the write lock: check, write
             held = conn.execute(
                 "SELECT 1 FROM locks WHERE name = ? AND owner = ? AND until > ?",
                 (lock_name, owner, now),
@@ -517,20 +480,18 @@ class SqliteStore(Store):
             )
             return True
 
+        return self._write(set_if_held)
+
     # -- locks --------------------------------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, until: float, now: float) -> bool:
-        with self._transaction() as conn:
-            rows = conn.execute(
-                """INSERT INTO locks (name, owner, until) VALUES (?, ?, ?)
-                   ON CONFLICT (name) DO UPDATE
-                   SET owner = excluded.owner, until = excluded.until
-                   WHERE locks.owner = excluded.owner OR locks.until <= ?
-                   RETURNING 1""",
-                (name, owner, until, now),
-            ).fetchall()
-        return bool(rows)
+        sql = """INSERT INTO locks (name, owner, until) VALUES (?, ?, ?)
+                 ON CONFLICT (name) DO UPDATE
+                 SET owner = excluded.owner, until = excluded.until
+                 WHERE locks.owner = excluded.owner OR locks.until <= ?
+                 RETURNING 1"""
+        params = (name, owner, until, now)
+        return self._write(lambda conn: bool(conn.execute(sql, params).fetchall()))
 
     def release_lock(self, name: str, owner: str) -> bool:
-        with self._transaction() as conn:
-            cursor = conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
-            return cursor.rowcount == 1
+        sql = "DELETE FROM locks WHERE name = ? AND owner = ?"
+        return self._write(lambda conn: conn.execute(sql, (name, owner)).rowcount == 1)

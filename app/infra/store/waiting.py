@@ -36,19 +36,28 @@ def patience(seconds: float) -> Iterator[None]:
         _patience.reset(token)
 
 
+def wait_deadline(longest: float) -> float:
+    """The monotonic time until which an operation starting now may wait: ``longest``, or the
+    caller's :func:`patience` if shorter."""
+    limit = _patience.get()
+    return time.monotonic() + (longest if limit is None else min(longest, limit))
+
+
+def gave_up(what: str) -> StoreBusy:
+    return StoreBusy(f"{what} is locked by another process; gave up waiting")
+
+
 class Waiter:
     """One operation's wait: ``pause()`` between attempts until the deadline, then StoreBusy."""
 
     def __init__(self, longest: float, what: str) -> None:
-        limit = _patience.get()
-        wait = longest if limit is None else min(longest, limit)
-        self.deadline = time.monotonic() + wait
+        self.deadline = wait_deadline(longest)
         self.what = what
         self.pause_for = FIRST_PAUSE
 
     def pause(self) -> None:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise StoreBusy(f"{self.what} is locked by another process; gave up waiting")
+            raise gave_up(self.what)
         time.sleep(min(self.pause_for, left))
         self.pause_for = min(self.pause_for * 2, LONGEST_PAUSE)
