@@ -80,7 +80,7 @@ class _Run:
     error: str | None = None
 
 
-def start_handler(target: Callable[..., None], *args: Any) -> None:
+def start_handler(name: str, target: Callable[..., None], *args: Any) -> None:
     """Run ``target(*args)`` beside the request: a greenlet where gevent runs the process (a
     fifth of the cost of gevent's patched ``threading.Thread``, which makes a greenlet too and
     registers a thread object for it), a daemon thread under a threaded server (``flask run``)."""
@@ -89,7 +89,7 @@ def start_handler(target: Callable[..., None], *args: Any) -> None:
 
         gevent.spawn(target, *args)
     else:
-        threading.Thread(target=target, args=args, daemon=True, name="wecom-handler").start()
+        threading.Thread(target=target, args=args, daemon=True, name=name).start()
 
 
 class DeadlineResponder:
@@ -150,7 +150,7 @@ class DeadlineResponder:
         run = _Run()
         self._runs_here[key] = run
         self.loop.hold(key)
-        start_handler(self._execute, key, endpoint, message, run)
+        start_handler(f"wecom-handler-{key}", self._execute, key, endpoint, message, run)
         run.done.wait(self.remaining(received_at))
         with run.lock:
             run.deferred = not run.finished
