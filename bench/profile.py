@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "PROFILE.txt")
     parser.add_argument("--tree", type=Path, help="profile the service of another source tree")
+    parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks in this file")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
@@ -168,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             if not raw.exists():
                 raise SystemExit(f"py-spy failed: {err.decode(errors='replace')[-2000:]}")
             stacks = raw.read_text()
+            if args.raw:
+                args.raw.write_text(stacks)
     throughput = answers / elapsed if elapsed else float("nan")
     header = [
         "One-worker profile of the hot path (python -m bench.profile): py-spy "

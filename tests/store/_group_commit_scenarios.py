@@ -119,13 +119,21 @@ def a_failing_write_loses_only_itself(store: SqliteStore) -> None:
     calls: list[Callable[[], Any]] = [lambda n=n: claim(store, f"c{n}", "w") for n in range(5)]
     calls.append(lambda: store.set_value("broken", None))  # type: ignore[arg-type]
     calls.append(lambda: store._write(insert_then_refuse))
+    # One statement, no savepoint: its first row is in before its second breaks NOT NULL, and
+    # SQLite's own statement rollback must take that row out again.
+    two_rows = "INSERT INTO kv (key, value) VALUES ('first', 'a'), ('second', NULL)"
+    calls.append(lambda: store._write(lambda conn: conn.execute(two_rows), one_statement=True))
     calls += [lambda n=n: claim(store, f"c{n}", "w") for n in range(5, 10)]
     with traced(store) as statements:
         results = run_together(calls)
-    assert commits(statements) == 1, statements  # all twelve shared one transaction
+    assert commits(statements) == 1, statements  # all thirteen shared one transaction
+    # Savepoints only around the two writes that may change rows and still fail afterwards.
+    assert sum(sql.startswith("SAVEPOINT") for sql in statements) == 2, statements
     assert isinstance(results[5], sqlite3.IntegrityError), results[5]
     assert isinstance(results[6], Refused), results[6]
-    assert results[:5] + results[7:] == [(True, "w")] * 10, results
+    assert isinstance(results[7], sqlite3.IntegrityError), results[7]
+    assert store.get_value("first", T) is None
+    assert results[:5] + results[8:] == [(True, "w")] * 10, results
     assert all(store.get_job(f"c{n}") is not None for n in range(10))
     assert store.get_value("broken", T) is None
     assert store.get_value("half", T) is None

@@ -228,9 +228,13 @@ class SqliteStore(Store):
             waiter = waiter or Waiter(self._busy_timeout, f"SQLite store {self.path}")
             waiter.pause()
 
-    def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+    def _write(
+        self, operation: Callable[[sqlite3.Connection], T], *, one_statement: bool = False
+    ) -> T:
         """``operation(conn)`` in a write transaction: under gevent one it may share with the
-        other greenlets' writes (:mod:`.sqlite_batch`), else its own."""
+        other greenlets' writes (:mod:`.sqlite_batch`), else its own. ``one_statement``: the
+        operation changes rows in one statement and nothing after it can fail, so a shared
+        transaction needs no savepoint around it (see :meth:`GroupCommit.run`)."""
         self._leave_parent_connection()  # a child process starts its own batches
         if self._group is not None or (self._group_commit and gevent_patched()):
             if self._group is None:
@@ -239,7 +243,7 @@ class SqliteStore(Store):
                 self._group = GroupCommit(
                     self._locked, self._begin, self._busy_timeout, f"SQLite store {self.path}"
                 )
-            return self._group.run(operation)
+            return self._group.run(operation, one_statement=one_statement)
         with self._transaction() as conn:
             return operation(conn)
 
@@ -306,7 +310,7 @@ class SqliteStore(Store):
             row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
             return False, job_from_row(row)
 
-        return self._write(claim)
+        return self._write(claim, one_statement=True)
 
     def get_job(self, key: str) -> Job | None:
         rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE key = ?", (key,))
@@ -352,7 +356,7 @@ class SqliteStore(Store):
         if expect_owner is not None:
             sql += " AND owner = ?"
             params.append(expect_owner)
-        return self._write(lambda conn: conn.execute(sql, params).rowcount == 1)
+        return self._write(lambda conn: conn.execute(sql, params).rowcount == 1, one_statement=True)
 
     def renew_leases(self, owner: str, keys: list[str], lease_until: float) -> int:
         unique = list(dict.fromkeys(keys))

@@ -50,10 +50,13 @@ GATHER_SECONDS = 0.01
 class _Write:
     """One caller's write, waiting for the transaction that carries it."""
 
-    __slots__ = ("deadline", "error", "finished", "result", "run", "wake")
+    __slots__ = ("deadline", "error", "finished", "result", "run", "savepoint", "wake")
 
-    def __init__(self, run: Callable[[sqlite3.Connection], Any], deadline: float) -> None:
+    def __init__(
+        self, run: Callable[[sqlite3.Connection], Any], deadline: float, savepoint: bool = True
+    ) -> None:
         self.run = run
+        self.savepoint = savepoint
         self.deadline = deadline
         self.wake = Event()  # set when the write finished, or when its caller is to lead
         self.finished = False
@@ -87,9 +90,16 @@ class GroupCommit:
         self.batches = 0
         self.writes = 0
 
-    def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """``operation(conn)`` in a write transaction it may share; its result once committed."""
-        write = _Write(operation, wait_deadline(self._busy_timeout))
+    def run(
+        self, operation: Callable[[sqlite3.Connection], T], *, one_statement: bool = False
+    ) -> T:
+        """``operation(conn)`` in a write transaction it may share; its result once committed.
+
+        ``one_statement``: the operation changes rows with a single SQL statement and nothing
+        after it can fail. SQLite undoes a failing statement by itself and leaves the rest of
+        the transaction alone, so such a write needs no savepoint (two statements fewer; the
+        whole-transaction failures, a full disk say, are handled as for any write)."""
+        write = _Write(operation, wait_deadline(self._busy_timeout), savepoint=not one_statement)
         self._pending.append(write)
         opens_batch = self._leader is None
         if opens_batch:
@@ -163,7 +173,8 @@ class GroupCommit:
         """Each write in its savepoint, then COMMIT; the writes this transaction settled."""
         shared = len(batch) > 1  # a write alone has the transaction to itself: no savepoint
         for index, write in enumerate(batch):
-            if shared:
+            savepoint = shared and write.savepoint
+            if savepoint:
                 conn.execute("SAVEPOINT write")
             try:
                 write.result = write.run(conn)
@@ -179,8 +190,11 @@ class GroupCommit:
                 if not shared:
                     conn.execute("ROLLBACK")
                     return batch
-                conn.execute("ROLLBACK TO write")
-            if shared:
+                if savepoint:
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
+                continue  # a single statement that failed has undone itself
+            if savepoint:
                 conn.execute("RELEASE write")
         try:
             conn.execute("COMMIT")
