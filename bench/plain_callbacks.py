@@ -499,7 +499,7 @@ def ratios(targets: list[Target]) -> list[str]:
     default, gevent = by_key.get("service"), by_key.get("service_gevent")
     if default and gevent:
         lines.append(
-            f"  worker class gevent / default (gevent_pywsgi): p99 "
+            f"  worker class gevent / default (GracefulGeventWorker): p99 "
             f"{fmt_ratio(gevent.med('p99'), default.med('p99'))}, req/s "
             f"{fmt_ratio(gevent.med('throughput'), default.med('throughput'))}"
         )

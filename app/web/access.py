@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask, Response, request, session
 from flask.sessions import SecureCookieSessionInterface
@@ -69,7 +70,15 @@ def bearer_matches(header: str | None, admin_token: str) -> bool:
 
 
 class ConsoleSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, Secure exactly when the request came over TLS."""
+    """Flask's signed-cookie sessions, Secure exactly when the request came over TLS, and only
+    under the console's path: anywhere else (every callback) Flask gets no session to open and
+    gives the request a null one, instead of building a signer and reading cookies that no
+    browser sends there (the cookie's Path is /console)."""
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        if not request.path.startswith(app.config["SESSION_COOKIE_PATH"]):
+            return None
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure

@@ -93,6 +93,23 @@ def test_console_redirects_to_login_and_logs_in_with_the_token(client):
     assert client.get("/console/").status_code == 200
 
 
+def test_sessions_exist_only_under_the_console_path(app):
+    """A callback URL never opens a session (no signer built, no cookie read), the console
+    does; a logged-in browser's cookie sent elsewhere changes nothing."""
+    from flask import session
+    from flask.sessions import NullSession
+
+    with app.test_request_context("/", method="POST"):
+        assert isinstance(session._get_current_object(), NullSession)
+    with app.test_request_context("/console/"):
+        assert not isinstance(session._get_current_object(), NullSession)
+    client = app.test_client()
+    assert login(client).status_code == 302
+    health = client.get("/healthz")
+    assert "Set-Cookie" not in health.headers
+    assert client.get("/console/").status_code == 200  # still logged in
+
+
 def test_session_cookie_flags_over_http_and_behind_tls(client, app):
     cookie = client.get("/console/login").headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
