@@ -36,6 +36,7 @@ MODULES = [
     "bench.profile",
     "bench.protocol_timeit",
     "bench.store_group_commit",
+    "bench.worker_scaling",
     "bench.echo_handlers",
     "bench.run",
 ]
