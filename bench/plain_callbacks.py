@@ -258,6 +258,9 @@ def _targets(
     if "wechatpy" in servers:
         server = baseline_server("wechatpy", "gevent_pywsgi", cpu=SERVER_CPU)
         targets.append(Target("wechatpy", "Flask + wechatpy, gevent_pywsgi", server, None))
+    if "wechatpy_gevent" in servers:  # the peer on the service's HTTP layer (gunicorn's parser)
+        server = baseline_server("wechatpy_gevent", "gevent", cpu=SERVER_CPU)
+        targets.append(Target("wechatpy_gevent", "Flask + wechatpy, gevent", server, None))
     if "fastapi" in servers:
         server = fastapi_server("fastapi", cpu=SERVER_CPU)
         targets.append(Target("fastapi", "FastAPI + WXBizMsgCrypt, uvicorn", server, None))
