@@ -1,14 +1,19 @@
-"""Small helpers shared by the tests: waiting for a condition, and gates a handler waits at."""
+"""Small helpers shared by the tests: waiting for a condition, gates a handler waits at, and a
+script run in a child process of its own."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 #: The folder of the gates (a gate is open once the file of its name exists there), so a handler
 #: in a gunicorn worker waits for the test process as one in the test's own threads does.
@@ -52,3 +57,18 @@ def wait_at_gate(name: str, timeout: float = 30.0) -> None:
         if time.monotonic() >= deadline:
             raise TimeoutError(f"gate {name} still closed after {timeout} s")
         time.sleep(GATE_POLL_SECONDS)
+
+
+def assert_script_prints_ok(script: str, *args: str, timeout: float = 120.0) -> None:
+    """Run ``python -c script args…`` from the project root in a new process (one that may
+    patch itself with gevent, unlike the test process) and check it ended well, printing "ok"."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

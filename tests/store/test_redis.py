@@ -18,6 +18,7 @@ import redis
 
 from app.infra.store import JobState, open_store
 from app.infra.store.redis import GRACE, RedisStore
+from tests.helpers import PROJECT_ROOT as ROOT
 from tests.servers import (
     REDIS_PASSWORD,
     RedisServer,
@@ -29,7 +30,7 @@ from tests.servers import (
 )
 
 from . import _workers
-from .test_sqlite_concurrency import ROOT, race
+from .test_sqlite_concurrency import race
 
 T = 1_000_000.0
 

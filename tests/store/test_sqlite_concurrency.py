@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -13,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from app.infra.store import JobState, SqliteStore
+from tests.helpers import assert_script_prints_ok
 
 from . import _workers
 
 PROCESSES = 4
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def race(target: Callable[..., None], *args: Any, processes: int = PROCESSES) -> list[Any]:
@@ -184,13 +182,4 @@ GEVENT_SCRIPT = textwrap.dedent(
 
 
 def test_stores_work_under_gevent_monkey_patching(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", GEVENT_SCRIPT, str(tmp_path / "g.db")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    assert_script_prints_ok(GEVENT_SCRIPT, str(tmp_path / "g.db"))

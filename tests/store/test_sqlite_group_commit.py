@@ -5,17 +5,15 @@ SQLite file (tests/store/_group_commit_scenarios.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from app.infra.store import SqliteStore
+from tests.helpers import assert_script_prints_ok
 
 from ._group_commit_scenarios import SCENARIOS, claim, commits, traced
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN = (
     "from gevent import monkey\n"
     "monkey.patch_all()\n"
@@ -26,16 +24,7 @@ RUN = (
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_group_commit_under_gevent(scenario: str, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, scenario, str(tmp_path / "state.db")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    assert_script_prints_ok(RUN, scenario, str(tmp_path / "state.db"))
 
 
 def test_without_gevent_each_write_has_its_own_transaction(tmp_path: Path) -> None:
