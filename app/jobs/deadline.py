@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.infra.greenlets import gevent_patched
 from app.infra.metrics import note_outcome
 from app.infra.store import JobState, Store, patience
 from app.jobs.app_answers import outbox_entry, run_handler
@@ -55,7 +56,6 @@ from app.jobs.failures import describe, is_shutdown
 from app.jobs.leases import LeaseKeeper
 from app.jobs.outbox import Outbox
 from app.routing.endpoints import Endpoint
-from app.routing.time_limit import gevent_patched
 from app.wecom import Reply, dedup_key
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ import requests
 import urllib3
 
 from app.infra import metrics
+from app.infra.greenlets import gevent_patched
 from app.routing.app_router import Router
 from app.routing.kf_router import KfRouter
-from app.routing.time_limit import gevent_patched
 from app.settings import ForwardSettings
 
 log = logging.getLogger(__name__)

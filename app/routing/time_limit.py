@@ -8,8 +8,6 @@ from typing import Any
 from app.infra.greenlets import gevent_patched
 from app.routing.rules import Message
 
-__all__ = ["HandlerTimeout", "dispatch_with_time_limit", "gevent_patched"]
-
 
 class HandlerTimeout(Exception):
     """A handler ran past WECOM_HANDLER_TIMEOUT; its job is recorded as failed."""

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from app.routing.time_limit import gevent_patched
+from app.infra.greenlets import gevent_patched
 
 READ_SIZE = 64 * 1024
 #: A body that has not arrived this many seconds after its headers is not coming (WeCom waits 5 s
